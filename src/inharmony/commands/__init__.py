@@ -1,0 +1,1 @@
+"""Subcommands of the ``inharmony`` command, one module each (see :mod:`inharmony.cli`)."""

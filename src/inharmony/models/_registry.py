@@ -1,0 +1,236 @@
+"""Model registry: entry functions, one frozen config per weight tag, and ``create_model``.
+
+The registry follows timm's habit: every architecture registers an *entry function*
+``fn(**kwargs) -> nn.Module``, and every set of published weights is described by a small
+frozen :class:`PretrainedCfg` keyed by ``"<model>.<tag>"``. Weights are loaded by
+:func:`create_model`, never inside a model's ``__init__``, so building a model from a
+saved configuration can never trigger a download.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+__all__ = [
+    "PretrainedCfg",
+    "PretrainedWeightsUnavailableError",
+    "create_model",
+    "get_pretrained_cfg",
+    "is_model",
+    "list_models",
+    "list_pretrained",
+    "register_model",
+    "set_pretrained_loader",
+    "split_model_name",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """What a set of weights is and where it lives.
+
+    Attributes:
+        architecture: Registered model name, e.g. ``"dirl"``.
+        tag: Weight tag, e.g. ``"ihd_le50"``; ``""`` for a model without published weights.
+        hf_hub_id: Hugging Face Hub repository holding the weights, or ``None`` while unpublished.
+        revision: Git revision (commit hash or tag) the hub id is pinned to.
+        input_size: ``(C, H, W)`` the weights were trained and evaluated at.
+        mean: Per-channel mean of the input normalisation (RGB, 0–1 scale).
+        std: Per-channel standard deviation of the input normalisation.
+        paper: Citation of the paper that defines the architecture.
+        paper_url: Where to read it.
+        license: Licence of the weights.
+        metrics: Reference scores of the weights (AP %, F1, IoU %), if known.
+        notes: Free text, e.g. how the weights were obtained.
+    """
+
+    architecture: str
+    tag: str = ""
+    hf_hub_id: str | None = None
+    revision: str | None = None
+    input_size: tuple[int, int, int] = (3, 224, 224)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    paper: str = ""
+    paper_url: str = ""
+    license: str = ""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    notes: str = ""
+
+    @property
+    def name(self) -> str:
+        """``"<architecture>.<tag>"``, or the bare architecture name when untagged."""
+        return f"{self.architecture}.{self.tag}" if self.tag else self.architecture
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict copy, e.g. to write into a model card or ``config.json``."""
+        out = dataclasses.asdict(self)
+        out["metrics"] = dict(self.metrics)
+        return out
+
+
+class PretrainedWeightsUnavailableError(RuntimeError):
+    """Raised when ``pretrained=True`` asks for weights that are not published or not reachable."""
+
+
+_ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
+_PRETRAINED_CFGS: dict[str, dict[str, PretrainedCfg]] = {}
+_DEFAULT_TAGS: dict[str, str] = {}
+_PRETRAINED_LOADER: Callable[[nn.Module, PretrainedCfg], None] | None = None
+
+
+def register_model(
+    fn: Callable[..., nn.Module] | None = None,
+    *,
+    name: str | None = None,
+    pretrained_cfgs: list[PretrainedCfg] | tuple[PretrainedCfg, ...] = (),
+) -> Any:
+    """Register an entry function under ``name`` (default: the function's name).
+
+    The first config in ``pretrained_cfgs`` is the default tag. Usable bare or with arguments.
+
+    Example:
+        >>> @register_model(pretrained_cfgs=[PretrainedCfg("tiny_net", paper="...")])
+        ... def tiny_net(**kwargs):
+        ...     return nn.Conv2d(3, 1, 1)
+    """
+
+    def decorate(func: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        model_name = name or func.__name__
+        if model_name in _ENTRYPOINTS:
+            raise ValueError(f"a model named {model_name!r} is already registered")
+        cfgs = list(pretrained_cfgs) or [PretrainedCfg(architecture=model_name)]
+        for cfg in cfgs:
+            if cfg.architecture != model_name:
+                raise ValueError(
+                    f"pretrained config {cfg.name!r} names architecture {cfg.architecture!r}, "
+                    f"but is registered with model {model_name!r}"
+                )
+        _ENTRYPOINTS[model_name] = func
+        _PRETRAINED_CFGS[model_name] = {cfg.tag: cfg for cfg in cfgs}
+        _DEFAULT_TAGS[model_name] = cfgs[0].tag
+        return func
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+def split_model_name(model_name: str) -> tuple[str, str | None]:
+    """Split ``"dirl.ihd_le50"`` into ``("dirl", "ihd_le50")``; a bare name gives tag ``None``."""
+    architecture, _, tag = model_name.partition(".")
+    return architecture, (tag or None)
+
+
+def _unknown_model_error(architecture: str) -> ValueError:
+    known = ", ".join(sorted(_ENTRYPOINTS)) or "(none)"
+    return ValueError(f"unknown model {architecture!r}; registered models: {known}")
+
+
+def is_model(model_name: str) -> bool:
+    """Whether ``model_name`` (with or without a tag) names a registered architecture."""
+    return split_model_name(model_name)[0] in _ENTRYPOINTS
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Names of the registered architectures matching a shell-style ``pattern``, sorted.
+
+    Example:
+        >>> "dirl" in list_models()
+        True
+    """
+    return sorted(n for n in _ENTRYPOINTS if fnmatch.fnmatch(n, pattern))
+
+
+def list_pretrained(pattern: str = "*") -> list[str]:
+    """``"<model>.<tag>"`` names of every weight tag, published or not, matching ``pattern``."""
+    names = [cfg.name for cfgs in _PRETRAINED_CFGS.values() for cfg in cfgs.values()]
+    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+
+
+def get_pretrained_cfg(model_name: str) -> PretrainedCfg:
+    """The :class:`PretrainedCfg` for ``"<model>"`` (default tag) or ``"<model>.<tag>"``."""
+    architecture, tag = split_model_name(model_name)
+    if architecture not in _ENTRYPOINTS:
+        raise _unknown_model_error(architecture)
+    tag = _DEFAULT_TAGS[architecture] if tag is None else tag
+    cfgs = _PRETRAINED_CFGS[architecture]
+    if tag not in cfgs:
+        known = ", ".join(repr(t) for t in cfgs) or "(none)"
+        raise ValueError(f"model {architecture!r} has no weight tag {tag!r}; known tags: {known}")
+    return cfgs[tag]
+
+
+def set_pretrained_loader(loader: Callable[[nn.Module, PretrainedCfg], None] | None) -> None:
+    """Install the function that fills a model with the weights a config points at.
+
+    The loader lives outside ``inharmony.models`` (it needs ``huggingface_hub``); the hub
+    layer installs it when imported.
+    """
+    global _PRETRAINED_LOADER
+    _PRETRAINED_LOADER = loader
+
+
+def _load_pretrained(model: nn.Module, cfg: PretrainedCfg) -> None:
+    if cfg.hf_hub_id is None:
+        raise PretrainedWeightsUnavailableError(
+            f"no published weights for {cfg.name!r} yet. Load weights you have instead: "
+            f"inharmony.from_pretrained('path/to/hub_folder'), "
+            f"inharmony.convert.load_official_dirl('path/to/official_checkpoints') for the authors' "
+            f"DIRL checkpoint, or create_model({cfg.architecture!r}, checkpoint_path='model.safetensors')."
+        )
+    if _PRETRAINED_LOADER is None:
+        raise PretrainedWeightsUnavailableError(
+            f"loading {cfg.name!r} from {cfg.hf_hub_id!r} needs the hub layer; import inharmony first"
+        )
+    _PRETRAINED_LOADER(model, cfg)
+
+
+def create_model(
+    model_name: str,
+    pretrained: bool = False,
+    checkpoint_path: str | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a registered model, optionally with weights.
+
+    Args:
+        model_name: ``"dirl"`` or ``"dirl.<tag>"``; see :func:`list_models` and :func:`list_pretrained`.
+        pretrained: Load the published weights of the tag. Never the default: building a model
+            must not download anything unless asked to.
+        checkpoint_path: A local ``.safetensors`` or ``.pt``/``.pth`` state dict to load instead.
+        **kwargs: Constructor arguments of the architecture, e.g. ``pretrained_backbone=True``.
+
+    Returns:
+        The model, with ``model.pretrained_cfg`` set. It is in training mode, as in timm.
+
+    Example:
+        >>> import inharmony
+        >>> model = inharmony.create_model("dirl")
+        >>> model.pretrained_cfg.input_size
+        (3, 224, 224)
+    """
+    architecture, _ = split_model_name(model_name)
+    if architecture not in _ENTRYPOINTS:
+        raise _unknown_model_error(architecture)
+    cfg = get_pretrained_cfg(model_name)
+    model = _ENTRYPOINTS[architecture](**kwargs)
+    model.pretrained_cfg = cfg
+    if pretrained and checkpoint_path is not None:
+        raise ValueError("give either pretrained=True or checkpoint_path, not both")
+    if pretrained:
+        _load_pretrained(model, cfg)
+    elif checkpoint_path is not None:
+        from ._checkpoint import load_state_dict_file
+
+        load_state_dict_file(model, checkpoint_path)
+    return model
