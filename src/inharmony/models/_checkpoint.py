@@ -25,7 +25,7 @@ def _read(path: str) -> Mapping[str, torch.Tensor]:
 
             return load_file(path, device="cpu")
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any reader failure becomes one clear message
+    except Exception as err:
         raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from err
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]

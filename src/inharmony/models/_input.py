@@ -8,7 +8,7 @@ __all__ = ["check_input"]
 
 
 def check_input(x: torch.Tensor, multiple: int) -> None:
-    """Raise a clear ``ValueError`` unless ``x`` is ``(B, 3, H, W)`` with ``H, W`` multiples of ``multiple``."""
+    """Raise a clear ``ValueError`` unless ``x`` is ``(B, 3, H, W)``, H and W multiples of ``multiple``."""
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return  # shapes are symbolic while exporting; the rule is enforced in eager mode
     if x.ndim != 4 or x.shape[1] != 3:

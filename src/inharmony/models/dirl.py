@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._registry import PretrainedCfg, register_model
 from ._input import check_input
+from ._registry import PretrainedCfg, register_model
 from .encoders import ResNetEncoder
 
 __all__ = ["DIRL", "dirl", "dirl_resnet18"]
