@@ -1,0 +1,99 @@
+"""Train and eval transforms (albumentations) for a composite and its mask.
+
+The official recipe: train = RandomResizedCrop to 224 with scale (0.9, 1.0) plus horizontal flip,
+eval = resize to 224×224; the mask is resized like the image (bilinear, area when shrinking) and then
+thresholded at 0.5; the image is normalised with ImageNet statistics.
+
+Example:
+    >>> t = train_transform(224)
+    >>> image, mask = t(np.zeros((300, 400, 3), np.uint8), np.zeros((300, 400), np.float32))
+    >>> tuple(image.shape), tuple(mask.shape)
+    ((3, 224, 224), (1, 224, 224))
+"""
+
+from __future__ import annotations
+
+import math
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PairTransform", "eval_transform", "train_transform"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+class PairTransform:
+    """Apply an albumentations pipeline to ``(image, mask)`` and return tensors.
+
+    Returns image ``float32 (3, H, W)`` normalised and mask ``float32 (1, H, W)`` in {0, 1}.
+
+    Attributes:
+        min_source_side: the shorter side the decoded image needs so the pipeline never upsamples
+            (used to choose reduced JPEG decoding).
+    """
+
+    def __init__(self, pipeline: A.BasicTransform | A.Compose, min_source_side: int, threshold: float = 0.5):
+        self.pipeline = pipeline
+        self.min_source_side = min_source_side
+        self.threshold = threshold
+        self.normalize = A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value=255.0)
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.pipeline(image=image, mask=mask.astype(np.float32, copy=False))
+        image = self.normalize(image=out["image"])["image"]
+        mask = (out["mask"] >= self.threshold).astype(np.float32)
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), torch.from_numpy(mask[None])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.pipeline!r})"
+
+
+def train_transform(
+    size: int | tuple[int, int] = 224,
+    scale: tuple[float, float] = (0.9, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    hflip: float = 0.5,
+) -> PairTransform:
+    """The official training augmentation: RandomResizedCrop(size, scale) + horizontal flip."""
+    h, w = _hw(size)
+    pipeline = A.Compose(
+        [
+            A.RandomResizedCrop(
+                size=(h, w),
+                scale=scale,
+                ratio=ratio,
+                interpolation=cv2.INTER_LINEAR,
+                mask_interpolation=cv2.INTER_LINEAR,
+                area_for_downscale="image_mask",
+            ),
+            A.HorizontalFlip(p=hflip),
+        ]
+    )
+    # The smallest crop has side ≈ sqrt(scale_min * ratio_min) of the image's; keep it ≥ the output.
+    shrink = math.sqrt(max(1e-6, scale[0] * min(ratio[0], 1.0)))
+    return PairTransform(pipeline, min_source_side=math.ceil(max(h, w) / shrink))
+
+
+def eval_transform(size: int | tuple[int, int] = 224) -> PairTransform:
+    """The official evaluation transform: resize to ``size`` (no crop, aspect not kept)."""
+    h, w = _hw(size)
+    pipeline = A.Compose(
+        [
+            A.Resize(
+                height=h,
+                width=w,
+                interpolation=cv2.INTER_LINEAR,
+                mask_interpolation=cv2.INTER_LINEAR,
+                area_for_downscale="image_mask",
+            )
+        ]
+    )
+    return PairTransform(pipeline, min_source_side=max(h, w))
