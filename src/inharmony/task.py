@@ -1,0 +1,227 @@
+"""The LightningModule that trains and evaluates every registered architecture.
+
+:class:`LocalizationTask` is a thin layer over a plain network: the network, its loss recipe,
+the optimizer and the learning-rate schedule are all arguments, so one class serves DIRL,
+RSRNet and any model registered later, from Python or from ``inharmony fit --config ...``.
+Metrics are computed by :class:`inharmony.callbacks.LocalizationMetricsCallback` from what the
+evaluation steps return.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DistributedSampler
+
+from .models import create_model
+from .models._checkpoint import CheckpointError
+
+__all__ = ["LocalizationTask"]
+
+# LightningCLI's ``OptimizerCallable`` / ``LRSchedulerCallable``, spelled out so that this module
+# does not import the CLI machinery (jsonargparse) just for two type aliases.
+OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
+LRSchedulerCallable = Callable[[torch.optim.Optimizer], Any]
+
+
+class LocalizationTask(L.LightningModule):
+    """Train, validate, test and predict an inharmonious-region localization network.
+
+    Args:
+        model: A registered model name (see :func:`inharmony.list_models`) or a ready ``nn.Module``
+            whose forward returns at least ``{"mask": (B,1,H,W) probabilities}``.
+        model_kwargs: Constructor arguments for a registered model, e.g.
+            ``{"pretrained_backbone": True}``.
+        loss: Module mapping ``(outputs, target)`` to a dict with key ``"loss"``; default:
+            :func:`inharmony.losses.loss_for_model` for the model name.
+        optimizer: Callable building the optimizer from the parameters (default: ``torch.optim.Adam``
+            with its defaults; the paper recipes are in ``configs/``).
+        lr_scheduler: Optional callable building a scheduler from the optimizer; stepped per epoch
+            unless ``lr_scheduler_interval="step"``.
+        lr_scheduler_interval: ``"epoch"`` or ``"step"``.
+
+    The network is ``self.model``, so checkpoint keys are ``"model.<network key>"``; the model name
+    and ``model_kwargs`` are saved as hyper-parameters, so :meth:`load_from_checkpoint` rebuilds
+    the network without the command line.
+
+    Example:
+        >>> task = LocalizationTask("dirl_resnet18")
+        >>> out = task(torch.randn(1, 3, 64, 64))
+        >>> out["mask"].shape
+        torch.Size([1, 1, 64, 64])
+    """
+
+    def __init__(
+        self,
+        model: str | nn.Module = "dirl",
+        model_kwargs: dict[str, Any] | None = None,
+        loss: nn.Module | None = None,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scheduler_interval: str = "epoch",
+    ) -> None:
+        super().__init__()
+        if lr_scheduler_interval not in ("epoch", "step"):
+            raise ValueError(
+                f"lr_scheduler_interval must be 'epoch' or 'step', got {lr_scheduler_interval!r}"
+            )
+        # Callables and modules are not hyper-parameters: LightningCLI records them in config.yaml.
+        ignore = ["loss", "optimizer", "lr_scheduler"]
+        if isinstance(model, nn.Module):
+            ignore.append("model")
+        self.save_hyperparameters(ignore=ignore)
+        model_kwargs = dict(model_kwargs or {})
+        if isinstance(model, str):
+            self.model_name = model
+            self.model = create_model(model, **model_kwargs)
+        elif isinstance(model, nn.Module):
+            if model_kwargs:
+                raise ValueError("model_kwargs only apply when the model is given by name")
+            self.model_name = getattr(
+                getattr(model, "pretrained_cfg", None), "architecture", type(model).__name__
+            )
+            self.model = model
+        else:
+            raise TypeError(f"model must be a registered name or an nn.Module, got {type(model).__name__}")
+        if loss is None:
+            from .losses import loss_for_model
+
+            loss = loss_for_model(self.model_name)
+        self.loss = loss
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        self.lr_scheduler_interval = lr_scheduler_interval
+        self._eval_seen = 0
+        self._rng_to_restore: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------------------------- forward / steps
+    def forward(self, image: torch.Tensor) -> dict[str, Any]:
+        """The network's output dict for a normalised ``(B, 3, H, W)`` batch."""
+        return self.model(image)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        image, target = batch["image"], batch["mask"]
+        losses = self.loss(self(image), target)
+        for key, value in losses.items():
+            self.log(f"train/{key}", value.detach(), prog_bar=key == "loss", batch_size=image.shape[0])
+        return losses["loss"]
+
+    def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, Any]:
+        image, target = batch["image"], batch["mask"]
+        outputs = self(image)
+        loss = self.loss(outputs, target)["loss"]
+        self.log(f"{stage}/loss", loss, batch_size=image.shape[0], sync_dist=True)
+        keep = self._unpadded(image.shape[0], stage)
+        result = {"mask": outputs["mask"][:keep].detach(), "target": target[:keep]}
+        if "subset" in batch:
+            result["subset"] = list(batch["subset"])[:keep]
+        if "path" in batch:
+            result["path"] = list(batch["path"])[:keep]
+        return result
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._eval_step(batch, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return {"mask": self(batch["image"])["mask"], "path": list(batch.get("path", []))}
+
+    # --------------------------------------------------------------------- no sample scored twice
+    def on_validation_epoch_start(self) -> None:
+        self._eval_seen = 0
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_seen = 0
+
+    def _unpadded(self, batch_size: int, stage: str) -> int:
+        """How many samples of this batch are real, not DistributedSampler padding.
+
+        Under DDP, Lightning gives evaluation loaders a ``DistributedSampler`` that repeats the
+        first samples so every rank gets as many; rank ``r`` receives global positions
+        ``r, r + R, r + 2R, ...`` and positions ``>= len(dataset)`` are the repeats. Dropping them
+        here means every sample is scored exactly once (metrics are then summed over ranks).
+        """
+        seen, self._eval_seen = self._eval_seen, self._eval_seen + batch_size
+        if self._trainer is None:
+            return batch_size
+        loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
+        if isinstance(loaders, (list, tuple)):
+            loaders = loaders[0] if len(loaders) == 1 else None
+        sampler = getattr(loaders, "sampler", None)
+        if not isinstance(sampler, DistributedSampler) or sampler.drop_last:
+            return batch_size
+        n = len(sampler.dataset)
+        keep = 0
+        for i in range(seen, seen + batch_size):
+            if sampler.rank + i * sampler.num_replicas < n:
+                keep += 1
+        return keep
+
+    # --------------------------------------------------------------------------------- optimizers
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer(self.parameters())
+        if self.lr_scheduler is None:
+            return optimizer
+        scheduler = self.lr_scheduler(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_scheduler_interval},
+        }
+
+    # ------------------------------------------------------------------------- checkpoint hygiene
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning does not save the global RNG states; keeping them makes a resumed run draw
+        # the same shuffles and augmentations as an uninterrupted one.
+        # Stored as tensors and plain tuples so that weights-only loading accepts them.
+        np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+        checkpoint["inharmony_rng"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": (np_kind, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss),
+            "python": random.getstate(),
+        }
+        checkpoint["inharmony_model_name"] = self.model_name
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("inharmony_model_name") or checkpoint.get("hyper_parameters", {}).get("model")
+        state = checkpoint.get("state_dict")
+        if not isinstance(state, dict):
+            raise CheckpointError("the checkpoint has no 'state_dict': it is not a Lightning checkpoint")
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        misshapen = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+        if missing or unexpected or misshapen:
+            what = f"a checkpoint of {saved!r}" if isinstance(saved, str) else "a checkpoint"
+            details = "; ".join(
+                f"{label} ({len(keys)}): {', '.join(keys[:5])}"
+                for label, keys in (
+                    ("missing", missing),
+                    ("unexpected", unexpected),
+                    ("wrong shape", misshapen),
+                )
+                if keys
+            )
+            raise CheckpointError(
+                f"{what} does not fit the model {self.model_name!r} being trained/evaluated ({details}). "
+                f"Use the config the checkpoint was trained with, e.g. --model.model {saved}"
+                if isinstance(saved, str)
+                else f"{what} does not fit the model {self.model_name!r} ({details})"
+            )
+        self._rng_to_restore = checkpoint.get("inharmony_rng")
+
+    def on_train_start(self) -> None:
+        # Restored here, after the sanity check, right before the first resumed epoch draws.
+        if self._rng_to_restore is not None:
+            torch.set_rng_state(self._rng_to_restore["torch"])
+            kind, keys, pos, has_gauss, gauss = self._rng_to_restore["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+            random.setstate(self._rng_to_restore["python"])
+            self._rng_to_restore = None

@@ -1,0 +1,101 @@
+"""Prediction pictures: ``image | ground truth | prediction`` panels, and a callback that saves them.
+
+Example:
+    >>> import torch
+    >>> panel = prediction_panel(torch.zeros(3, 32, 32), torch.zeros(1, 32, 32), torch.ones(1, 32, 32))
+    >>> panel.shape, panel.dtype
+    ((32, 96, 3), dtype('uint8'))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from .models._registry import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["SamplePredictionsCallback", "denormalize", "prediction_panel", "save_panel"]
+
+
+def denormalize(
+    image: torch.Tensor,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> np.ndarray:
+    """An ImageNet-normalised ``(3, H, W)`` tensor back to an ``(H, W, 3)`` uint8 RGB array."""
+    mean_t = torch.tensor(mean, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    std_t = torch.tensor(std, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    rgb = (image.detach().float() * std_t + mean_t).clamp(0, 1)
+    return (rgb.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+
+
+def _gray(mask: torch.Tensor) -> np.ndarray:
+    plane = mask.detach().float().reshape(mask.shape[-2:]).clamp(0, 1).cpu().numpy()
+    return np.repeat((plane * 255).round().astype(np.uint8)[..., None], 3, axis=2)
+
+
+def prediction_panel(image: torch.Tensor, target: torch.Tensor, pred: torch.Tensor) -> np.ndarray:
+    """Side by side: the composite, its ground-truth mask, the predicted mask (``H × 3W × 3`` uint8).
+
+    Args:
+        image: ImageNet-normalised ``(3, H, W)`` composite.
+        target: ``(1, H, W)`` ground truth in {0, 1}.
+        pred: ``(1, H, W)`` predicted probabilities in [0, 1].
+    """
+    return np.concatenate([denormalize(image), _gray(target), _gray(pred)], axis=1)
+
+
+def save_panel(path: str | Path, image: torch.Tensor, target: torch.Tensor, pred: torch.Tensor) -> Path:
+    """Write :func:`prediction_panel` as a PNG; returns the path."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(prediction_panel(image, target, pred)).save(path)
+    return path
+
+
+class SamplePredictionsCallback(L.Callback):
+    """Every ``every_n_steps`` training steps, save prediction panels for a few training images.
+
+    The panels (one PNG per step, images stacked vertically) go to ``<log_dir>/samples/``, and to
+    TensorBoard too when that is the logger.
+
+    Args:
+        every_n_steps: Period in optimizer steps; 0 turns the callback off.
+        max_images: How many images of the current batch to draw.
+    """
+
+    def __init__(self, every_n_steps: int = 500, max_images: int = 4) -> None:
+        if every_n_steps < 0 or max_images < 1:
+            raise ValueError("every_n_steps must be >= 0 and max_images >= 1")
+        self.every_n_steps = every_n_steps
+        self.max_images = max_images
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if not self.every_n_steps or step % self.every_n_steps or not trainer.is_global_zero:
+            return
+        images = batch["image"][: self.max_images]
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.no_grad():
+            preds = pl_module(images)["mask"]
+        pl_module.train(was_training)
+        rows = [prediction_panel(i, t, p) for i, t, p in zip(images, batch["mask"], preds, strict=False)]
+        grid = np.concatenate(rows, axis=0)
+        from PIL import Image
+
+        folder = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(grid).save(folder / f"step_{step:07d}.png")
+        experiment = getattr(trainer.logger, "experiment", None)
+        if hasattr(experiment, "add_image"):
+            experiment.add_image("samples", grid, step, dataformats="HWC")
