@@ -1,0 +1,134 @@
+"""Lightning callbacks: the papers' localization metrics for any LightningModule.
+
+Example:
+    >>> from lightning.pytorch import Trainer
+    >>> from inharmony.callbacks import LocalizationMetricsCallback
+    >>> trainer = Trainer(callbacks=[LocalizationMetricsCallback()], logger=False)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import Callback
+from torchmetrics import MetricCollection
+
+from .metrics import METRIC_NAMES, PerSubsetMetrics, localization_metrics, results_to_markdown
+
+__all__ = ["LocalizationMetricsCallback"]
+
+
+class LocalizationMetricsCallback(Callback):
+    """Score validation and test predictions with the official AP, F1 and IoU.
+
+    The module's ``validation_step`` and ``test_step`` must return a dict with ``"mask"``
+    (B, 1, H, W) probabilities at network resolution, ``"target"`` (B, 1, H, W) masks and, for a
+    per-subset table on test, ``"subset"`` (one name per image). Each batch is scored as it arrives
+    and only sums and counts are kept, never pixels.
+
+    Logged at the end of each epoch (values are fractions, synchronised across processes):
+    ``val/ap``, ``val/f1``, ``val/iou``; ``test/ap``, ``test/f1``, ``test/iou`` over all images and
+    ``test/<Subset>/<metric>`` per subset. After testing, :attr:`test_results` holds
+    :meth:`inharmony.metrics.PerSubsetMetrics.compute`'s dict and :attr:`test_table` its markdown.
+
+    Args:
+        protocol: ``"official"`` (per-image min-max normalisation) or ``"raw"``.
+        threshold: binarisation threshold for F1 and IoU.
+        prog_bar: show the validation metrics in the progress bar.
+
+    Example:
+        >>> callback = LocalizationMetricsCallback(protocol="official")
+        >>> callback.test_results
+        {}
+    """
+
+    def __init__(self, protocol: str = "official", threshold: float = 0.5, prog_bar: bool = True) -> None:
+        super().__init__()
+        self.protocol = protocol
+        self.threshold = threshold
+        self.prog_bar = prog_bar
+        self.val_metrics: MetricCollection = localization_metrics(protocol, threshold)
+        self.test_metrics = PerSubsetMetrics(protocol, threshold)
+        self.test_results: dict[str, dict[str, float]] = {}
+        self.test_table = ""
+
+    # -- validation --------------------------------------------------------------------------
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.val_metrics = self.val_metrics.to(pl_module.device)
+        self.val_metrics.reset()
+
+    def on_validation_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        mask, target, _ = _unpack(outputs, "validation_step")
+        self.val_metrics.update(mask, target)
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not any(m.update_called for m in self.val_metrics.values()):
+            return  # no batch ran (e.g. limit_val_batches=0)
+        values = {f"val/{k}": float(v) for k, v in self.val_metrics.compute().items()}
+        self.val_metrics.reset()
+        _log(pl_module, values, prog_bar=self.prog_bar)
+
+    # -- test --------------------------------------------------------------------------------
+
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.test_metrics = self.test_metrics.to(pl_module.device)
+        self.test_metrics.reset()
+        self.test_results = {}
+        self.test_table = ""
+
+    def on_test_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        mask, target, subsets = _unpack(outputs, "test_step")
+        if subsets is None:
+            subsets = ["All"] * mask.shape[0]  # no subset names: only the overall row
+        self.test_metrics.update(mask, target, subsets)
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        results = self.test_metrics.compute()
+        self.test_results = results
+        self.test_table = results_to_markdown(results)
+        values = {}
+        for subset, scores in results.items():
+            prefix = "test" if subset == "All" else f"test/{subset}"
+            values.update({f"{prefix}/{k}": scores[k] for k in METRIC_NAMES if not math.isnan(scores[k])})
+        _log(pl_module, values, prog_bar=False)
+
+
+def _unpack(outputs: Any, hook: str) -> tuple[torch.Tensor, torch.Tensor, list[str] | None]:
+    if not isinstance(outputs, Mapping) or "mask" not in outputs or "target" not in outputs:
+        got = sorted(outputs) if isinstance(outputs, Mapping) else type(outputs).__name__
+        raise ValueError(
+            f"LocalizationMetricsCallback needs the LightningModule's {hook} to return a dict with "
+            f"'mask' (B,1,H,W probabilities) and 'target' (B,1,H,W masks), optionally 'subset'; got {got}"
+        )
+    subsets = outputs.get("subset")
+    if subsets is not None:
+        subsets = [str(s) for s in subsets]
+    return outputs["mask"].detach(), outputs["target"].detach(), subsets
+
+
+def _log(pl_module: LightningModule, values: dict[str, float], prog_bar: bool) -> None:
+    # Values are already reduced over processes by torchmetrics; batch_size=1 because each is
+    # logged once per epoch.
+    for name, value in values.items():
+        pl_module.log(name, value, prog_bar=prog_bar, on_step=False, on_epoch=True, batch_size=1)
