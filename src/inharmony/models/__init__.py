@@ -1,6 +1,7 @@
 """Architectures as plain ``torch.nn.Module``s. Imports only torch, timm and the standard library."""
 
 from . import dirl as _dirl  # noqa: F401  (registers the DIRL entry points)
+from . import rsrnet as _rsrnet  # noqa: F401  (registers the RSRNet entry points)
 from ._registry import (
     PretrainedCfg,
     PretrainedWeightsUnavailableError,
@@ -13,11 +14,13 @@ from ._registry import (
 )
 from .dirl import DIRL
 from .encoders import ResNetEncoder
+from .rsrnet import RSRNet
 
 __all__ = [
     "DIRL",
     "PretrainedCfg",
     "PretrainedWeightsUnavailableError",
+    "RSRNet",
     "ResNetEncoder",
     "create_model",
     "get_pretrained_cfg",
