@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
@@ -46,7 +46,9 @@ class LocalizationMetricsCallback(Callback):
         {}
     """
 
-    def __init__(self, protocol: str = "official", threshold: float = 0.5, prog_bar: bool = True) -> None:
+    def __init__(
+        self, protocol: Literal["official", "raw"] = "official", threshold: float = 0.5, prog_bar: bool = True
+    ) -> None:
         super().__init__()
         self.protocol = protocol
         self.threshold = threshold

@@ -1,0 +1,130 @@
+"""LocalizationMetricsCallback in a real Trainer: logged values equal the metrics on the same outputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from torch.utils.data import DataLoader, Dataset
+
+from inharmony.callbacks import LocalizationMetricsCallback
+from inharmony.metrics import PerSubsetMetrics, localization_metrics
+
+SUBSETS = ["HCOCO", "HFlickr", "HSynth"]
+
+
+class _Masks(Dataset):
+    def __init__(self, n: int = 7, size: int = 32) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.rand(n, 3, size, size, generator=g)
+        self.masks = torch.zeros(n, 1, size, size)
+        for i in range(n):
+            self.masks[i, 0, 4 + i : 16 + i, 6 : 14 + 2 * i] = 1
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.images[i], "mask": self.masks[i], "subset": SUBSETS[i % 3]}
+
+
+class _TinyModule(LightningModule):
+    def __init__(self, returns: str = "dict") -> None:
+        super().__init__()
+        self.net = torch.nn.Conv2d(3, 1, 3, padding=1)
+        self.returns = returns
+        self.seen: list[tuple[torch.Tensor, torch.Tensor, list[str]]] = []
+
+    def _step(self, batch: dict) -> dict | None:
+        mask = torch.sigmoid(self.net(batch["image"]) + 3 * batch["mask"] - 1.5)
+        self.seen.append((mask.detach().clone(), batch["mask"].clone(), list(batch["subset"])))
+        if self.returns == "none":
+            return None
+        return {"mask": mask, "target": batch["mask"], "subset": batch["subset"]}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return torch.nn.functional.binary_cross_entropy(torch.sigmoid(self.net(batch["image"])), batch["mask"])
+
+    def validation_step(self, batch: dict, batch_idx: int) -> dict | None:
+        return self._step(batch)
+
+    def test_step(self, batch: dict, batch_idx: int) -> dict | None:
+        return self._step(batch)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def _trainer(callback: LocalizationMetricsCallback, tmp_path) -> Trainer:
+    return Trainer(
+        callbacks=[callback],
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+    )
+
+
+def _loader() -> DataLoader:
+    return DataLoader(_Masks(), batch_size=3)
+
+
+def test_validation_logs_the_metrics_of_the_returned_outputs(tmp_path):
+    callback = LocalizationMetricsCallback()
+    module = _TinyModule()
+    trainer = _trainer(callback, tmp_path)
+    trainer.validate(module, dataloaders=_loader(), verbose=False)
+    expected = localization_metrics()
+    for mask, target, _ in module.seen:
+        expected.update(mask, target)
+    values = expected.compute()
+    assert len(module.seen) == 3  # 7 images in batches of 3
+    for name in ("ap", "f1", "iou"):
+        assert math.isclose(float(trainer.callback_metrics[f"val/{name}"]), float(values[name]), abs_tol=1e-6)
+    # a second run starts from zero (no state carried over from the first)
+    module.seen.clear()
+    trainer.validate(module, dataloaders=_loader(), verbose=False)
+    assert math.isclose(float(trainer.callback_metrics["val/ap"]), float(values["ap"]), abs_tol=1e-6)
+
+
+def test_test_logs_per_subset_keys_and_keeps_results(tmp_path):
+    callback = LocalizationMetricsCallback()
+    module = _TinyModule()
+    trainer = _trainer(callback, tmp_path)
+    trainer.test(module, dataloaders=_loader(), verbose=False)
+    expected = PerSubsetMetrics()
+    for mask, target, subsets in module.seen:
+        expected.update(mask, target, subsets)
+    want = expected.compute()
+    assert list(callback.test_results) == ["HCOCO", "HFlickr", "HSynth", "All"]
+    for subset, scores in want.items():
+        prefix = "test" if subset == "All" else f"test/{subset}"
+        for name in ("ap", "f1", "iou"):
+            assert math.isclose(callback.test_results[subset][name], scores[name], abs_tol=1e-12)
+            assert math.isclose(float(trainer.callback_metrics[f"{prefix}/{name}"]), scores[name], abs_tol=1e-6)
+    assert callback.test_results["All"]["images"] == 7
+    assert "| HSynth | 2 |" in callback.test_table
+
+
+def test_step_without_outputs_is_a_clear_error(tmp_path):
+    trainer = _trainer(LocalizationMetricsCallback(), tmp_path)
+    with pytest.raises(ValueError, match="validation_step to return a dict with 'mask'"):
+        trainer.validate(_TinyModule(returns="none"), dataloaders=_loader(), verbose=False)
+
+
+def test_callback_holds_no_pixels_between_batches(tmp_path):
+    callback = LocalizationMetricsCallback()
+    trainer = _trainer(callback, tmp_path)
+    trainer.test(_TinyModule(), dataloaders=_loader(), verbose=False)
+    metrics = [m for m in callback.test_metrics.modules() if hasattr(m, "_defaults")]
+    metrics += list(callback.val_metrics.values())
+    state_sizes = [getattr(m, name).numel() for m in metrics for name in m._defaults]
+    # sums of ap/f1/iou and counts: no per-pixel or per-image storage
+    assert len(metrics) == 4 + 3 and max(state_sizes) <= 3
