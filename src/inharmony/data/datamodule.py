@@ -82,9 +82,7 @@ class IHarmony4DataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if (root is None) == (streaming is None):
-            raise ValueError(
-                "give exactly one of root= (the iHarmony4 folder) or streaming= (optimized chunks)"
-            )
+            raise ValueError("give exactly one of root= (the iHarmony4 folder) or streaming= (optimized chunks)")
         self.save_hyperparameters()
         self.root = root
         self.streaming = streaming.rstrip("/") if streaming else None
@@ -97,9 +95,7 @@ class IHarmony4DataModule(L.LightningDataModule):
 
     @property
     def train_transform(self) -> PairTransform:
-        return train_transform(
-            self.hparams.image_size, scale=tuple(self.hparams.crop_scale), hflip=self.hparams.hflip
-        )
+        return train_transform(self.hparams.image_size, scale=tuple(self.hparams.crop_scale), hflip=self.hparams.hflip)
 
     @property
     def eval_transform(self) -> PairTransform:
@@ -121,9 +117,7 @@ class IHarmony4DataModule(L.LightningDataModule):
         root = Path(self.root)
         subsets = self.hparams.subsets or discover_subsets(root)
         if not subsets:
-            raise DataError(
-                f"{root} holds no subset folder (HCOCO/, HAdobe5k/, ... each with composite_images/)"
-            )
+            raise DataError(f"{root} holds no subset folder (HCOCO/, HAdobe5k/, ... each with composite_images/)")
         for subset in subsets:
             missing = [f for f in FOLDERS if not (root / subset / f).is_dir()]
             if missing:
@@ -203,9 +197,7 @@ class IHarmony4DataModule(L.LightningDataModule):
 
     # -- loaders -------------------------------------------------------------------------------------
 
-    def _loader(
-        self, dataset: Dataset | None, batch_size: int, shuffle: bool, drop_last: bool = False
-    ) -> Any:
+    def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool, drop_last: bool = False) -> Any:
         if dataset is None:
             raise RuntimeError("call setup() for this stage before asking for its dataloader")
         kwargs = dict(
@@ -222,9 +214,7 @@ class IHarmony4DataModule(L.LightningDataModule):
         return DataLoader(dataset, shuffle=shuffle, **kwargs)
 
     def train_dataloader(self) -> Any:
-        return self._loader(
-            self.train_dataset, self.batch_size, shuffle=True, drop_last=self.hparams.drop_last
-        )
+        return self._loader(self.train_dataset, self.batch_size, shuffle=True, drop_last=self.hparams.drop_last)
 
     def val_dataloader(self) -> Any:
         if self.val_dataset is None:

@@ -98,9 +98,7 @@ class IHarmony4(Dataset):
             if le50:
                 samples = filter_le50(samples, self.root, cache_dir)
                 if not samples:
-                    raise DataError(
-                        f"no {split} composite under {self.root} has foreground ≤ 50 % (le50=True)"
-                    )
+                    raise DataError(f"no {split} composite under {self.root} has foreground ≤ 50 % (le50=True)")
         self.samples: list[Sample] = list(samples)
 
     def __len__(self) -> int:
@@ -133,9 +131,7 @@ class IHarmony4(Dataset):
                 return self.load((index + attempt) % len(self.samples))
             except DataError as err:
                 self.skipped += 1
-                warnings.warn(
-                    f"skipping bad sample ({self.skipped} so far in this process): {err}", stacklevel=2
-                )
+                warnings.warn(f"skipping bad sample ({self.skipped} so far in this process): {err}", stacklevel=2)
         raise DataError(f"16 consecutive bad samples from index {index} under {self.root}; check the dataset")
 
     def __repr__(self) -> str:

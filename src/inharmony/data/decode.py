@@ -46,9 +46,7 @@ def image_size(buf: bytes, name: str = "<bytes>") -> tuple[int, int]:
         with Image.open(io.BytesIO(buf)) as im:
             width, height = im.size
     except Exception as err:  # PIL raises several types for bad headers
-        raise DataError(
-            f"{name}: not a readable image ({err}); re-download or remove it from the list"
-        ) from err
+        raise DataError(f"{name}: not a readable image ({err}); re-download or remove it from the list") from err
     return height, width
 
 
@@ -71,13 +69,11 @@ def reduction_factor(height: int, width: int, min_side: int | None) -> int:
     return 1
 
 
-def _is_jpeg(buf: bytes) -> bool:
-    return buf[:3] == b"\xff\xd8\xff"
+def _is_jpeg(buf: bytes | memoryview) -> bool:
+    return bytes(buf[:3]) == b"\xff\xd8\xff"
 
 
-def decode_image(
-    buf: bytes, name: str = "<bytes>", min_side: int | None = None
-) -> tuple[np.ndarray, tuple[int, int]]:
+def decode_image(buf: bytes, name: str = "<bytes>", min_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode a colour image to RGB ``uint8`` (H, W, 3).
 
     Args:
@@ -91,7 +87,7 @@ def decode_image(
     """
     full = image_size(buf, name)
     factor = reduction_factor(*full, min_side) if _is_jpeg(buf) else 1
-    if _is_jpeg(buf) and b"\xff\xd9" not in buf[-1024:]:
+    if _is_jpeg(buf) and b"\xff\xd9" not in bytes(buf[-1024:]):
         # OpenCV decodes a truncated JPEG without error (grey bottom rows): refuse it.
         raise DataError(f"{name}: truncated JPEG (no end-of-image marker); re-download the file")
     image = cv2.imdecode(np.frombuffer(buf, np.uint8), _REDUCED_COLOR[factor])
@@ -111,9 +107,7 @@ def decode_mask(buf: bytes, name: str = "<bytes>") -> np.ndarray:
         raise DataError(f"{name}: OpenCV cannot decode this mask (corrupt or truncated?)")
     if mask.ndim == 3:
         colour = mask[..., :3]
-        if not (
-            np.array_equal(colour[..., 0], colour[..., 1]) and np.array_equal(colour[..., 0], colour[..., 2])
-        ):
+        if not (np.array_equal(colour[..., 0], colour[..., 1]) and np.array_equal(colour[..., 0], colour[..., 2])):
             raise DataError(f"{name}: mask has colour (channels differ); masks must be grey (0 = background)")
         mask = colour[..., 0]
     if mask.dtype == np.uint8:

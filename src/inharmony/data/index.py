@@ -91,9 +91,7 @@ def discover_subsets(root: str | os.PathLike) -> list[str]:
     """Sub-folders of ``root`` that hold a ``composite_images`` folder, official ones first."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(
-            f"dataset root {str(root)!r} is not a directory: pass the folder that holds HCOCO/, ..."
-        )
+        raise DataError(f"dataset root {str(root)!r} is not a directory: pass the folder that holds HCOCO/, ...")
     found = [p.name for p in root.iterdir() if (p / "composite_images").is_dir()]
     return order_subsets(found)
 
@@ -212,9 +210,7 @@ def build_index(
         if not list_path.is_absolute() and not list_path.is_file():
             list_path = root / list_path
         parent = list_path.resolve().parent.name
-        entries = read_list_file(
-            list_path, subset=parent if (root / parent / "composite_images").is_dir() else None
-        )
+        entries = read_list_file(list_path, subset=parent if (root / parent / "composite_images").is_dir() else None)
         if subsets is not None:
             entries = [e for e in entries if e[0] in set(subsets)]
         sources = {s: list_path for s, _ in entries}
@@ -245,9 +241,7 @@ def build_index(
             ):
                 subset, folder, name = rel.split("/")
                 if name not in _listing(root, subset, folder, listings):
-                    missing.append(
-                        f"{kind} {root / rel} (list entry {sample.composite} in {sources[subset]})"
-                    )
+                    missing.append(f"{kind} {root / rel} (list entry {sample.composite} in {sources[subset]})")
         if missing:
             shown = "\n  ".join(missing[:5])
             raise DataError(

@@ -98,9 +98,7 @@ class ForegroundCache:
                 todo.append(rel)
         if todo:
             with ThreadPoolExecutor(max(1, self.workers)) as pool:
-                for rel, value in zip(
-                    todo, pool.map(lambda r: foreground_fraction(self.root / r), todo), strict=True
-                ):
+                for rel, value in zip(todo, pool.map(lambda r: foreground_fraction(self.root / r), todo), strict=True):
                     entries[rel] = [*stats[rel], value]
             self._save(entries)
         self.computed = len(todo)

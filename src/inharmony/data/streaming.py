@@ -17,6 +17,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
+import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -60,41 +63,68 @@ def optimize_ihd(
     cache_dir: str | os.PathLike | None = None,
     num_workers: int = 1,
     chunk_bytes: str = "64MB",
+    progress: bool = False,
 ) -> dict[str, int]:
     """Write litdata chunks for the train, val and test splits of the tree at ``root``.
+
+    Files are stored as they are (no re-encoding), so decoding is the same as from the folder.
+    ``num_workers > 1`` (or an object-store ``out`` such as ``s3://bucket/ihd``) uses
+    :func:`litdata.optimize` with worker processes; otherwise the chunks are written in this process.
 
     Returns the number of samples written per split.
     """
     import litdata
 
     root = Path(root).resolve()
-    out = Path(out)
+    out = str(out).rstrip("/")
     split_samples: dict[str, list[Sample]] = {}
     for split, list_file in (("train", train_list), ("test", test_list)):
         samples = build_index(root, split=split, subsets=subsets, list_file=list_file)
         split_samples[split] = filter_le50(samples, root, cache_dir) if le50 else samples
-    split_samples["train"], split_samples["val"] = split_by_real_id(
-        split_samples["train"], val_fraction, seed
-    )
+    split_samples["train"], split_samples["val"] = split_by_real_id(split_samples["train"], val_fraction, seed)
     counts = {}
     for split in STREAMING_SPLITS:
         samples = split_samples[split]
         counts[split] = len(samples)
         if not samples:
             continue
-        litdata.optimize(
-            fn=functools.partial(_encode, root=str(root)),
-            inputs=[_as_dict(s) for s in samples],
-            output_dir=str(out / split),
-            chunk_bytes=chunk_bytes,
-            num_workers=num_workers,
-            mode="overwrite",
-            verbose=False,
-            keep_data_ordered=True,
-        )
+        if num_workers > 1 or "://" in str(out):
+            # Parallel worker processes (and direct upload to object stores) via litdata's optimize.
+            litdata.optimize(
+                fn=functools.partial(_encode, root=str(root)),
+                inputs=[_as_dict(s) for s in samples],
+                output_dir=f"{out}/{split}",
+                chunk_bytes=chunk_bytes,
+                num_workers=num_workers,
+                mode="overwrite",
+                verbose=False,
+                keep_data_ordered=True,
+            )
+        else:
+            # In-process: reading files is I/O-bound, and spawning optimize's workers costs tens of seconds.
+            _write_in_process(samples, root, Path(out) / split, chunk_bytes, progress)
     meta = {"source": str(root), "val_fraction": val_fraction, "seed": seed, "le50": le50, "counts": counts}
-    (out / _META).write_text(json.dumps(meta, indent=2))
+    if "://" in out:
+        litdata_meta = Path(tempfile.mkdtemp()) / _META
+        litdata_meta.write_text(json.dumps(meta, indent=2))
+        warnings.warn(f"{_META} (split record) not uploaded; copy {litdata_meta} to {out}/", stacklevel=2)
+    else:
+        (Path(out) / _META).write_text(json.dumps(meta, indent=2))
     return counts
+
+
+def _write_in_process(samples: Sequence[Sample], root: Path, out: Path, chunk_bytes: str, progress: bool) -> None:
+    from litdata.streaming.writer import BinaryWriter
+    from tqdm.auto import tqdm
+
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    writer = BinaryWriter(str(out), chunk_bytes=chunk_bytes)
+    for i, sample in enumerate(tqdm(samples, desc=f"optimize {out.name}", disable=not progress, unit="img")):
+        writer[i] = _encode(_as_dict(sample), str(root))
+    writer.done()
+    writer.merge()
 
 
 def _as_dict(sample: Sample) -> dict[str, str]:
@@ -115,9 +145,7 @@ class _Decode:
         self.reduced_decoding = reduced_decoding
 
     def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
-        sample = Sample(
-            record["path"], record["mask_path"], record["real"], record["subset"], record["real_id"]
-        )
+        sample = Sample(record["path"], record["mask_path"], record["real"], record["subset"], record["real_id"])
         return load_item(
             record["composite"],
             record["mask"],

@@ -54,9 +54,7 @@ def _to_rgb8(image: np.ndarray, name: str) -> np.ndarray:
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
     elif image.dtype != np.uint8:
-        image = np.clip(image.astype(np.float64) / max(1e-9, float(image.max())) * 255, 0, 255).astype(
-            np.uint8
-        )
+        image = np.clip(image.astype(np.float64) / max(1e-9, float(image.max())) * 255, 0, 255).astype(np.uint8)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
@@ -107,9 +105,7 @@ def _random_crop(rng: np.random.Generator, photo: np.ndarray, size: int | None) 
         crop = crop[:, ::-1]
     if size:
         scale = size / max(ch, cw)
-        crop = cv2.resize(
-            crop, (max(8, round(cw * scale)), max(8, round(ch * scale))), interpolation=cv2.INTER_AREA
-        )
+        crop = cv2.resize(crop, (max(8, round(cw * scale)), max(8, round(ch * scale))), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(crop)
 
 
@@ -123,17 +119,13 @@ def _shape_mask(rng: np.random.Generator, h: int, w: int, target: float) -> np.n
     cx, cy = rng.uniform(0.25, 0.75) * w, rng.uniform(0.25, 0.75) * h
     if kind == "blob":
         noise = rng.normal(size=(max(2, h // 16), max(2, w // 16))).astype(np.float32)
-        field = cv2.GaussianBlur(
-            cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC), (0, 0), max(h, w) / 24
-        )
+        field = cv2.GaussianBlur(cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC), (0, 0), max(h, w) / 24)
         mask[field >= np.quantile(field, 1 - target)] = 255
         return mask
     if kind == "ellipse":
         ratio = rng.uniform(0.4, 1.0)
         a = np.sqrt(area / (np.pi * ratio))
-        cv2.ellipse(
-            mask, (round(cx), round(cy)), (round(a), round(a * ratio)), rng.uniform(0, 180), 0, 360, 255, -1
-        )
+        cv2.ellipse(mask, (round(cx), round(cy)), (round(a), round(a * ratio)), rng.uniform(0, 180), 0, 360, 255, -1)
         return mask
     if kind == "rectangle":
         ratio = rng.uniform(0.3, 1.0)
@@ -317,9 +309,7 @@ def _pick_test_photos(
             raise DataError(f"test photos {unknown} are not among the photos: {names}")
         return wanted
     if count >= len(names) and count > 0:
-        raise DataError(
-            f"cannot hold out {count} of {len(names)} photos for test: training needs at least one"
-        )
+        raise DataError(f"cannot hold out {count} of {len(names)} photos for test: training needs at least one")
     return sorted(rng.choice(names, size=count, replace=False).tolist()) if count else []
 
 
@@ -420,9 +410,7 @@ def synthesize(
                     bar.update(1)
     for split, entries in lists.items():
         (base / f"{subset}_{split}.txt").write_text("".join(f"{e}\n" for e in entries))
-        _merge_root_list(
-            root / f"IHD_{split}.txt", subset, [f"{subset}/composite_images/{e}" for e in entries]
-        )
+        _merge_root_list(root / f"IHD_{split}.txt", subset, [f"{subset}/composite_images/{e}" for e in entries])
     summary = {
         "root": str(root),
         "subset": subset,
