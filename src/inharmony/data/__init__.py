@@ -15,6 +15,7 @@ from .errors import DataError
 from .index import OFFICIAL_SUBSETS, Sample, build_index, pair_composite, parse_composite_name, read_list_file
 from .le50 import ForegroundCache, filter_le50, foreground_fraction
 from .splits import split_by_real_id
+from .synth import synthesize
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
 __all__ = [
@@ -38,5 +39,6 @@ __all__ = [
     "read_list_file",
     "reduction_factor",
     "split_by_real_id",
+    "synthesize",
     "train_transform",
 ]
