@@ -1,0 +1,227 @@
+"""Predictor: every input kind, output at the input's size in [0, 1], bad inputs, helpers.
+
+Each input kind is compared with an independent reference: the same picture given as a plain
+RGB uint8 array, pushed through the network by hand (PIL resize, ImageNet normalisation,
+bilinear resize back with torch), not through the Predictor's code path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import inharmony
+from inharmony.inference import ImageReadError, Predictor, binarize, load_image, mask_to_image, overlay
+
+SIZE = 32
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # Two OpenMP threads on a machine shared by several jobs spin-wait and run ~10x slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    net = inharmony.create_model("dirl_resnet18", decoder_channels=8).eval()
+    # Random BatchNorm statistics so that the output depends visibly on the input.
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+    return net
+
+
+@pytest.fixture(scope="module")
+def predictor(model):
+    return Predictor(model, size=SIZE, device="cpu", batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (45, 61, 3), dtype=np.uint8)
+    base[10:30, 20:40] = (250, 20, 20)  # a region unlike the rest
+    return base
+
+
+def reference_mask(model, rgb_uint8: np.ndarray) -> np.ndarray:
+    """Network output for an upright RGB uint8 array, computed without the Predictor."""
+    small = np.asarray(Image.fromarray(rgb_uint8).resize((SIZE, SIZE), Image.Resampling.BILINEAR), np.float32)
+    x = torch.from_numpy(((small / 255.0 - MEAN) / STD).transpose(2, 0, 1).copy())[None]
+    with torch.no_grad():
+        prob = model(x)["mask"]
+    full = F.interpolate(prob, size=rgb_uint8.shape[:2], mode="bilinear", align_corners=False)
+    return full[0, 0].numpy()
+
+
+def _assert_mask(mask, shape):
+    assert isinstance(mask, np.ndarray)
+    assert mask.dtype == np.float32
+    assert mask.shape == shape
+    assert float(mask.min()) >= 0.0 and float(mask.max()) <= 1.0
+
+
+def test_array_matches_reference(predictor, model, rgb):
+    mask = predictor(rgb)
+    _assert_mask(mask, rgb.shape[:2])
+    np.testing.assert_allclose(mask, reference_mask(model, rgb), atol=1e-5)
+    assert mask.std() > 0  # not a constant map
+
+
+def test_path_and_pil_inputs(predictor, model, rgb, tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(rgb).save(path)
+    expected = reference_mask(model, rgb)
+    np.testing.assert_allclose(predictor(path), expected, atol=1e-5)
+    np.testing.assert_allclose(predictor(str(path)), expected, atol=1e-5)
+    np.testing.assert_allclose(predictor(Image.fromarray(rgb)), expected, atol=1e-5)
+
+
+def test_jpeg_path_is_close_to_reference(predictor, model, rgb, tmp_path):
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(rgb).save(path, quality=95)
+    decoded = np.asarray(Image.open(path).convert("RGB"))
+    mask = predictor(path)
+    _assert_mask(mask, rgb.shape[:2])
+    np.testing.assert_allclose(mask, reference_mask(model, decoded), atol=1e-5)
+
+
+def test_grayscale_is_repeated_to_rgb(predictor, model, rgb, tmp_path):
+    grey = rgb[..., 0]
+    expected = reference_mask(model, np.repeat(grey[..., None], 3, axis=2))
+    np.testing.assert_allclose(predictor(grey), expected, atol=1e-5)
+    Image.fromarray(grey, mode="L").save(tmp_path / "grey.png")
+    np.testing.assert_allclose(predictor(tmp_path / "grey.png"), expected, atol=1e-5)
+
+
+def test_rgba_alpha_is_dropped(predictor, model, rgb, tmp_path):
+    alpha = np.random.default_rng(1).integers(0, 256, rgb.shape[:2], dtype=np.uint8)
+    rgba = np.dstack([rgb, alpha])
+    expected = reference_mask(model, rgb)
+    np.testing.assert_allclose(predictor(rgba), expected, atol=1e-5)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
+    np.testing.assert_allclose(predictor(tmp_path / "rgba.png"), expected, atol=1e-5)
+
+
+def test_16_bit_images_are_scaled(predictor, model, rgb, tmp_path):
+    grey8 = rgb[..., 1]
+    grey16 = grey8.astype(np.uint16) * 257  # 8-bit value v is 257·v in 16 bits
+    Image.fromarray(grey16).save(tmp_path / "grey16.png")
+    assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
+    expected = reference_mask(model, np.repeat(grey8[..., None], 3, axis=2))
+    np.testing.assert_allclose(predictor(tmp_path / "grey16.png"), expected, atol=1e-5)
+    np.testing.assert_allclose(predictor(rgb.astype(np.uint16) * 257), reference_mask(model, rgb), atol=1e-5)
+
+
+def test_float_array_in_unit_range(predictor, model, rgb):
+    np.testing.assert_allclose(predictor(rgb / 255.0), reference_mask(model, rgb), atol=1e-5)
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_rotation_is_applied(predictor, model, rgb, tmp_path, orientation):
+    # The file stores the pixels rotated and says how to turn them upright; the mask must be upright.
+    upright = rgb
+    turns = {3: 2, 6: 1, 8: 3}[orientation]  # np.rot90 turns counter-clockwise
+    stored = np.ascontiguousarray(np.rot90(upright, k=turns))
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"rotated{orientation}.png"
+    image.save(path, exif=exif)
+    assert np.array_equal(np.asarray(load_image(path)), upright)
+    mask = predictor(path)
+    _assert_mask(mask, upright.shape[:2])
+    np.testing.assert_allclose(mask, reference_mask(model, upright), atol=1e-5)
+
+
+def test_batch_of_mixed_inputs(predictor, model, rgb, tmp_path):
+    path = tmp_path / "a.png"
+    other = rgb[:40, :50].copy()
+    Image.fromarray(other).save(path)
+    masks = predictor([rgb, path, Image.fromarray(rgb[:20, :30])])  # batch_size 2: two forward passes
+    assert [m.shape for m in masks] == [(45, 61), (40, 50), (20, 30)]
+    np.testing.assert_allclose(masks[0], reference_mask(model, rgb), atol=1e-5)
+    np.testing.assert_allclose(masks[1], reference_mask(model, other), atol=1e-5)
+    stacked = predictor(np.stack([rgb, rgb]))
+    assert isinstance(stacked, list) and len(stacked) == 2
+
+
+def test_huge_image_is_downscaled_on_decode(predictor, tmp_path):
+    # 10,000 px on the long side; predicted at full size without a full-size float tensor.
+    picture = np.zeros((600, 10_000, 3), dtype=np.uint8)
+    picture[:, 4000:6000] = (200, 50, 50)
+    path = tmp_path / "wide.jpg"
+    Image.fromarray(picture).save(path, quality=80)
+    mask = predictor(path)
+    _assert_mask(mask, (600, 10_000))
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((0, 10, 3), np.uint8), "zero size"),
+        (np.zeros((1, 1, 3), np.uint8), "1×1 px"),
+        (np.zeros((20, 20, 5), np.uint8), "expected an H×W×3"),
+        (np.zeros((20, 20, 3), np.int32), "unsupported dtype"),
+        (np.full((20, 20, 3), 2.0), "values in [0, 1]"),
+    ],
+)
+def test_bad_arrays_have_specific_messages(predictor, bad, message):
+    with pytest.raises(ImageReadError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        predictor(bad)
+
+
+def test_bad_files_have_specific_messages(predictor, tmp_path):
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"this is not a JPEG")
+    with pytest.raises(ImageReadError, match=r"cannot read .*corrupt\.jpg as an image"):
+        predictor(corrupt)
+    truncated = tmp_path / "truncated.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "full.png")
+    truncated.write_bytes((tmp_path / "full.png").read_bytes()[:60])
+    with pytest.raises(ImageReadError, match=r"truncated\.png"):
+        predictor(truncated)
+    one_pixel = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1)).save(one_pixel)
+    with pytest.raises(ImageReadError, match="1×1 px"):
+        predictor(one_pixel)
+    with pytest.raises(FileNotFoundError, match=r"missing\.png"):
+        predictor(tmp_path / "missing.png")
+    with pytest.raises(TypeError, match="call the model directly"):
+        predictor(torch.zeros(3, 32, 32))
+
+
+def test_size_must_be_a_multiple_of_16(model):
+    with pytest.raises(ValueError, match="multiples of 16"):
+        Predictor(model, size=50)
+
+
+def test_default_size_comes_from_the_weights_config(model):
+    assert Predictor(model, device="cpu").size == (224, 224)
+
+
+def test_binarize_mask_image_and_overlay(rgb):
+    mask = np.zeros(rgb.shape[:2], np.float32)
+    mask[5:15, 5:25] = 0.9
+    mask[0, 0] = 0.5
+    binary = binarize(mask)
+    assert binary.dtype == bool and binary.sum() == 10 * 20 + 1
+    grey = np.asarray(mask_to_image(mask))
+    assert grey.dtype == np.uint8 and grey[6, 6] == round(0.9 * 255) and grey[40, 40] == 0
+    out = np.asarray(overlay(rgb, mask, color=(0, 255, 0), alpha=1.0)).astype(np.float32)
+    expected = rgb.astype(np.float32) * (1 - mask[..., None]) + np.array([0, 255, 0]) * mask[..., None]
+    assert np.abs(out - expected).max() <= 0.5 + 1e-4  # rounding to uint8
+    assert np.array_equal(out[40:, 40:], rgb[40:, 40:])  # untouched where p = 0
+    with pytest.raises(ValueError, match="does not match"):
+        overlay(rgb, mask[:10])
