@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+import timm.models
 import torch
 from torch import nn
 
@@ -20,10 +21,8 @@ def _read(path: str) -> Mapping[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint file not found: {path}")
     try:
         if path.endswith(".safetensors"):
-            # safetensors ships with timm; it is the safe, zero-copy format.
-            from safetensors.torch import load_file
-
-            return load_file(path, device="cpu")
+            # timm reads safetensors for us, so models/ needs no import beyond torch and timm.
+            return timm.models.load_state_dict(path, use_ema=False, device="cpu")
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from err

@@ -1,0 +1,172 @@
+"""Registry, encoder, weight loading and the rule that models/ needs only torch and timm."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+import inharmony
+from inharmony.models import PretrainedCfg, PretrainedWeightsUnavailableError, ResNetEncoder, register_model
+from inharmony.models._checkpoint import CheckpointError
+from inharmony.models._offline import HubUnreachableError
+from inharmony.models._registry import list_pretrained
+
+MODELS_DIR = Path(inharmony.__file__).parent / "models"
+
+
+def test_create_model_unknown_name_lists_known() -> None:
+    with pytest.raises(ValueError, match=r"unknown model 'dril'.*dirl"):
+        inharmony.create_model("dril")
+
+
+def test_unknown_tag_lists_known_tags() -> None:
+    with pytest.raises(ValueError, match=r"no weight tag 'coco'.*ihd_le50"):
+        inharmony.create_model("dirl.coco")
+
+
+def test_tagged_name_builds_the_architecture() -> None:
+    model = inharmony.create_model("dirl.ihd_le50", decoder_channels=8)
+    assert model.pretrained_cfg.name == "dirl.ihd_le50"
+    assert "dirl.ihd_le50" in list_pretrained("dirl*")
+
+
+def test_pretrained_without_published_weights_says_what_to_do() -> None:
+    expected = r"no published weights for 'dirl\.ihd_le50'.*from_pretrained\('path/to/hub_folder'\)"
+    with pytest.raises(PretrainedWeightsUnavailableError, match=expected):
+        inharmony.create_model("dirl", pretrained=True)
+
+
+def test_list_models_filters() -> None:
+    assert inharmony.list_models("dirl*")[0] == "dirl"
+    assert inharmony.list_models("nothing*") == []
+
+
+def test_register_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_model(lambda **_: nn.Identity(), name="dirl")
+
+
+def test_register_with_mismatched_cfg_is_refused() -> None:
+    with pytest.raises(ValueError, match="names architecture"):
+        register_model(lambda **_: nn.Identity(), name="other_net", pretrained_cfgs=[PretrainedCfg("dirl")])
+
+
+def test_checkpoint_path_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    source = inharmony.create_model("dirl_resnet18", decoder_channels=8)
+    path = tmp_path / "weights.pt"
+    torch.save({"module." + k: v for k, v in source.state_dict().items()}, path)
+    loaded = inharmony.create_model("dirl_resnet18", decoder_channels=8, checkpoint_path=str(path))
+    for key, value in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+
+def test_checkpoint_of_other_shape_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "narrow.pt"
+    torch.save(inharmony.create_model("dirl_resnet18", decoder_channels=8).state_dict(), path)
+    expected = (
+        r"narrow\.pt does not fit DIRL: wrong shapes.*"
+        r"attention\.0\.spatial\.project\.conv\.weight: checkpoint \(1, 8, 7, 7\) vs model \(1, 16, 7, 7\)"
+    )
+    with pytest.raises(CheckpointError, match=expected):
+        inharmony.create_model("dirl_resnet18", decoder_channels=16, checkpoint_path=str(path))
+
+
+def test_corrupt_checkpoint_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*broken\.pt"):
+        inharmony.create_model("dirl", checkpoint_path=str(path))
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet34"])
+def test_encoder_strides_and_channels(backbone: str) -> None:
+    encoder = ResNetEncoder(backbone)
+    feats = encoder(torch.randn(1, 3, 64, 96))
+    assert [f.shape[1] for f in feats] == [64, 128, 256, 512, 512]
+    assert [(f.shape[2], f.shape[3]) for f in feats] == [(64 // s, 96 // s) for s in (1, 2, 4, 8, 16)]
+    # The stem is a 3x3 stride-1 conv with bias (not ResNet's 7x7 stride-2 one).
+    assert encoder.stem_conv.kernel_size == (3, 3) and encoder.stem_conv.stride == (1, 1)
+    assert encoder.stem_conv.bias is not None
+
+
+def test_encoder_reuses_timm_resnet_layers() -> None:
+    encoder = ResNetEncoder("resnet34")
+    reference = timm.create_model("resnet34", pretrained=False)
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        ours = {k: tuple(v.shape) for k, v in getattr(encoder, name).state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in getattr(reference, name).state_dict().items()}
+        assert ours == theirs, name
+
+
+def test_backbone_weights_from_local_file(tmp_path: Path) -> None:
+    torch.manual_seed(5)
+    reference = timm.create_model("resnet34", pretrained=False)
+    path = tmp_path / "resnet34.pth"
+    torch.save(reference.state_dict(), path)
+    encoder = ResNetEncoder("resnet34", pretrained_backbone=str(path))
+    assert torch.equal(encoder.layer3[0].conv1.weight, reference.layer3[0].conv1.weight)
+
+
+def test_unsupported_backbone() -> None:
+    with pytest.raises(ValueError, match=r"unsupported backbone 'resnet50'"):
+        ResNetEncoder("resnet50")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"HF_HUB_OFFLINE": "1"},
+        # Nothing listens on the discard port of loopback: the probe is refused at once.
+        {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"},
+    ],
+)
+def test_pretrained_backbone_offline_fails_fast(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    start = time.monotonic()
+    with pytest.raises(HubUnreachableError) as info:
+        inharmony.create_model("dirl", pretrained_backbone=True)
+    assert time.monotonic() - start < 10
+    message = str(info.value)
+    assert "timm/resnet34.tv_in1k" in message
+    assert "pretrained_backbone='path/to/resnet34.tv_in1k.safetensors'" in message
+    assert "HF_HOME" in message
+
+
+def test_models_package_imports_only_torch_timm_and_stdlib() -> None:
+    allowed = {"torch", "timm", "__future__"} | set(sys.stdlib_module_names)
+    for path in MODELS_DIR.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                roots = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                roots = [(node.module or "").split(".")[0]]
+            else:
+                continue
+            for root in roots:
+                assert root in allowed, f"{path.name} imports {root}"
+
+
+def test_importing_models_pulls_in_no_training_stack() -> None:
+    code = (
+        "import sys, inharmony.models as m; m.create_model('dirl');"
+        "bad = [n for n in ('lightning', 'pytorch_lightning', 'torchmetrics', 'albumentations', 'cv2', 'litdata')"
+        " if n in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
+    assert result.returncode == 0, result.stdout + result.stderr
