@@ -57,6 +57,7 @@ __all__ = [
     "METRIC_NAMES",
     "PROTOCOLS",
     "SUBSET_ORDER",
+    "LocalizationMetrics",
     "PerImageAveragePrecision",
     "PerImageF1Score",
     "PerImageIoU",
@@ -117,17 +118,17 @@ def _flatten_inputs(preds: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     if scores.numel() == 0:
         return scores, labels.bool()
 
-    finite = torch.isfinite(scores)
-    if not bool(finite.all()):
-        bad = (~finite).any(dim=1).nonzero().flatten().tolist()
-        n_nan = int(torch.isnan(scores).sum())
-        n_inf = int(torch.isinf(scores).sum())
-        raise ValueError(
-            f"preds contains {n_nan} NaN and {n_inf} inf values (images {bad[:10]} of the batch); "
-            "the network diverged or its input was corrupt"
-        )
-    lo, hi = float(scores.min()), float(scores.max())
-    if lo < 0.0 or hi > 1.0:
+    lo, hi = (float(v) for v in torch.aminmax(scores))  # NaN propagates, inf falls out of range
+    if math.isnan(lo) or math.isnan(hi) or lo < 0.0 or hi > 1.0:
+        finite = torch.isfinite(scores)
+        if not bool(finite.all()):
+            bad = (~finite).any(dim=1).nonzero().flatten().tolist()
+            n_nan = int(torch.isnan(scores).sum())
+            n_inf = int(torch.isinf(scores).sum())
+            raise ValueError(
+                f"preds contains {n_nan} NaN and {n_inf} inf values (images {bad[:10]} of the batch); "
+                "the network diverged or its input was corrupt"
+            )
         raise ValueError(
             f"preds must be probabilities in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; "
             "apply torch.sigmoid to logits first"
@@ -167,11 +168,11 @@ def normalize_per_image(scores: Tensor, eps: float = NORMALIZE_EPS) -> Tensor:
         tensor([[0.0000, 1.0000, 0.5000],
                 [0.0000, 0.0050, 0.0000]])
     """
-    low = scores.amin(dim=1, keepdim=True)
-    span = scores.amax(dim=1, keepdim=True) - low
-    small = span < eps
-    # Same operations (subtract, then divide by max - min) as the official code, so ties match.
-    return torch.where(small, scores - low, (scores - low) / torch.where(small, torch.ones_like(span), span))
+    low, high = torch.aminmax(scores, dim=1, keepdim=True)
+    span = high - low
+    # Same operations (subtract, then divide by max - min) as the official code, so ties match;
+    # dividing by exactly 1 leaves the rows that are only shifted unchanged.
+    return (scores - low) / torch.where(span < eps, torch.ones_like(span), span)
 
 
 def _sorted_keys(scores: Tensor, target: Tensor) -> Tensor:
@@ -211,19 +212,27 @@ def average_precision_per_image(scores: Tensor, target: Tensor) -> Tensor:
     """
     if scores.shape != target.shape or scores.ndim != 2:
         raise ValueError(f"expected two (N, P) tensors, got {tuple(scores.shape)} and {tuple(target.shape)}")
+    if scores.numel() == 0:
+        return _average_precision_rows(scores, target.bool())
+    lo, hi = (float(v) for v in torch.aminmax(scores))
+    if not 0.0 <= lo <= hi <= 1.0:  # also catches NaN
+        raise ValueError(f"scores must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]")
+    return _average_precision_rows(scores, target.bool())
+
+
+def _average_precision_rows(scores: Tensor, target: Tensor) -> Tensor:
+    """:func:`average_precision_per_image` without the checks (inputs already validated)."""
     n, p = scores.shape
-    if n == 0 or p == 0:
-        return torch.full((n,), math.nan, dtype=torch.float64, device=scores.device)
-    if bool(scores.min() < 0) or bool(scores.max() > 1):
-        raise ValueError("scores must lie in [0, 1]")
-    rows_per_chunk = max(1, _AP_CHUNK_PIXELS // p)
+    rows_per_chunk = max(1, _AP_CHUNK_PIXELS // max(p, 1))
     if n > rows_per_chunk:
         return torch.cat(
             [
-                average_precision_per_image(scores[i : i + rows_per_chunk], target[i : i + rows_per_chunk])
+                _average_precision_rows(scores[i : i + rows_per_chunk], target[i : i + rows_per_chunk])
                 for i in range(0, n, rows_per_chunk)
             ]
         )
+    if n == 0 or p == 0:
+        return torch.full((n,), math.nan, dtype=torch.float64, device=scores.device)
     device = scores.device
     if device.type == "mps":  # no float64 on MPS; this part runs on the CPU there
         scores, target = scores.cpu(), target.cpu()
@@ -239,14 +248,17 @@ def average_precision_per_image(scores: Tensor, target: Tensor) -> Tensor:
     tps_at_close = torch.where(closes, tps, 0)
     del closes
     # Recall gained at a threshold = true positives now minus at the previous threshold.
-    previous = torch.zeros_like(tps)
-    previous[:, 1:] = torch.cummax(tps_at_close, dim=1).values[:, :-1]
-    gain = (tps_at_close - previous).clamp_min_(0)  # non-zero only where a threshold closes
-    del previous, tps_at_close
-    ranks = torch.arange(1, p + 1, device=tps.device, dtype=torch.float64)
-    weighted = (gain.double() * (tps.double() / ranks)).sum(dim=1)
+    gain = tps_at_close
+    gain[:, 1:] -= torch.cummax(tps_at_close, dim=1).values[:, :-1]
+    gain.clamp_min_(0)  # non-zero only where a threshold closes after new true positives
+    # AP = Σ gain · precision / #positives; only the (few) thresholds that gain recall contribute,
+    # so the float64 arithmetic runs on those alone.
+    rows, cols = gain.nonzero(as_tuple=True)
+    hits = tps[rows, cols].double()
+    weighted = gain[rows, cols].double() * hits / (cols + 1).double()
+    ap = torch.zeros(n, dtype=torch.float64, device=tps.device).index_add_(0, rows, weighted)
     positives = tps[:, -1].double()
-    ap = torch.where(positives > 0, weighted / positives.clamp_min(1), torch.nan)
+    ap = torch.where(positives > 0, ap / positives.clamp_min(1), torch.nan)
     return ap.to(device)
 
 
@@ -257,10 +269,7 @@ def f1_per_image(binary_pred: Tensor, target: Tensor, eps: float = SCORE_EPS) ->
         >>> f1_per_image(torch.tensor([[True, True, False]]), torch.tensor([[True, False, False]]))
         tensor([0.6667], dtype=torch.float64)
     """
-    tp = (binary_pred & target).sum(dim=1).double()
-    precision = tp / (binary_pred.sum(dim=1).double() + eps)
-    recall = tp / (target.sum(dim=1).double() + eps)
-    return 2.0 * precision * recall / (precision + recall + eps)
+    return _f1_from_counts(*_counts(binary_pred, target), eps)
 
 
 def iou_per_image(binary_pred: Tensor, target: Tensor, eps: float = SCORE_EPS) -> Tensor:
@@ -270,9 +279,23 @@ def iou_per_image(binary_pred: Tensor, target: Tensor, eps: float = SCORE_EPS) -
         >>> iou_per_image(torch.tensor([[True, True, False]]), torch.tensor([[True, False, False]]))
         tensor([0.5000], dtype=torch.float64)
     """
-    inter = (binary_pred & target).sum(dim=1).double()
-    union = binary_pred.sum(dim=1).double() + target.sum(dim=1).double() - inter
-    return inter / (union + eps)
+    return _iou_from_counts(*_counts(binary_pred, target), eps)
+
+
+def _counts(binary_pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per row: true positives, predicted positives, ground-truth positives (float64)."""
+    tp = (binary_pred & target).sum(dim=1).double()
+    return tp, binary_pred.sum(dim=1).double(), target.sum(dim=1).double()
+
+
+def _f1_from_counts(tp: Tensor, predicted: Tensor, actual: Tensor, eps: float = SCORE_EPS) -> Tensor:
+    precision = tp / (predicted + eps)
+    recall = tp / (actual + eps)
+    return 2.0 * precision * recall / (precision + recall + eps)
+
+
+def _iou_from_counts(tp: Tensor, predicted: Tensor, actual: Tensor, eps: float = SCORE_EPS) -> Tensor:
+    return tp / (predicted + actual - tp + eps)
 
 
 def per_image_scores(
@@ -310,14 +333,14 @@ def per_image_scores(
         scores = normalize_per_image(scores)
     empty = ~labels.any(dim=1)
     out: dict[str, Tensor] = {}
-    binary = scores > threshold if {"f1", "iou"} & set(wanted) else None
+    counts = _counts(scores > threshold, labels) if {"f1", "iou"} & set(wanted) else None
     for name in wanted:
         if name == "ap":
-            value = average_precision_per_image(scores, labels)
+            value = _average_precision_rows(scores, labels)
         elif name == "f1":
-            value = f1_per_image(binary, labels)
+            value = _f1_from_counts(*counts)
         else:
-            value = iou_per_image(binary, labels)
+            value = _iou_from_counts(*counts)
         out[name] = value.masked_fill(empty, math.nan)
     return out
 
@@ -350,12 +373,22 @@ class _PerImageMean(Metric):
         self.add_state("images", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("empty_target", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, preds: Tensor, target: Tensor) -> None:
-        """Add a batch: ``preds`` (B, 1, H, W) probabilities, ``target`` masks of the same shape."""
-        value = per_image_scores(preds, target, self.protocol, self.threshold, (self.score_name,))
-        value = value[self.score_name].to(self.total.device)
-        scored = ~torch.isnan(value)
-        self.total += value[scored].sum()
+    def update(
+        self, preds: Tensor | None = None, target: Tensor | None = None, *, scores: Tensor | None = None
+    ) -> None:
+        """Add a batch: ``preds`` (B, 1, H, W) probabilities and ``target`` masks of the same shape.
+
+        ``scores`` instead passes per-image values already computed (NaN for an empty ground
+        truth); :class:`LocalizationMetrics` uses it to score each batch once for all three metrics.
+        """
+        if scores is None:
+            if preds is None or target is None:
+                raise TypeError(f"{type(self).__name__}.update needs preds and target (or scores=)")
+            scores = per_image_scores(preds, target, self.protocol, self.threshold, (self.score_name,))
+            scores = scores[self.score_name]
+        scores = scores.to(self.total.device)
+        scored = ~torch.isnan(scores)
+        self.total += scores[scored].sum()
         self.images += scored.sum()
         self.empty_target += (~scored).sum()
 
@@ -405,7 +438,52 @@ class PerImageIoU(_PerImageMean):
     score_name = "iou"
 
 
-def localization_metrics(protocol: str = "official", threshold: float = 0.5) -> MetricCollection:
+class LocalizationMetrics(MetricCollection):
+    """AP, F1 and IoU (keys ``ap``, ``f1``, ``iou``) that score each batch once for all three.
+
+    A ``MetricCollection`` of :class:`PerImageAveragePrecision`, :class:`PerImageF1Score` and
+    :class:`PerImageIoU`; :meth:`update` validates, normalises and scores the batch once and hands
+    each metric its per-image values.
+
+    Args:
+        protocol: ``"official"`` (per-image min-max normalisation, the published numbers) or ``"raw"``.
+        threshold: binarisation threshold for F1 and IoU.
+        prefix: optional key prefix, as for any ``MetricCollection`` (e.g. ``"val/"``).
+
+    Example:
+        >>> metrics = LocalizationMetrics()
+        >>> target = torch.zeros(1, 1, 8, 8)
+        >>> target[..., 2:5, 2:5] = 1
+        >>> metrics.update(target * 0.8, target)
+        >>> {k: round(float(v), 4) for k, v in metrics.compute().items()}
+        {'ap': 1.0, 'f1': 1.0, 'iou': 1.0}
+    """
+
+    def __init__(self, protocol: str = "official", threshold: float = 0.5, prefix: str | None = None) -> None:
+        _check_protocol(protocol, threshold)
+        # compute_groups=False: the three metrics have same-named states; torchmetrics would merge
+        # them into one group whenever their first values happen to coincide.
+        super().__init__(
+            {
+                "ap": PerImageAveragePrecision(protocol, threshold),
+                "f1": PerImageF1Score(protocol, threshold),
+                "iou": PerImageIoU(protocol, threshold),
+            },
+            prefix=prefix,
+            compute_groups=False,
+        )
+        self.protocol = protocol
+        self.threshold = float(threshold)
+
+    def update(self, preds: Tensor, target: Tensor) -> None:  # type: ignore[override]
+        """Add a batch: ``preds`` (B, 1, H, W) probabilities, ``target`` masks of the same shape."""
+        members = dict(self.items(keep_base=True, copy_state=False))
+        scores = per_image_scores(preds, target, self.protocol, self.threshold, tuple(members))
+        for name, metric in members.items():
+            metric.update(scores=scores[name])
+
+
+def localization_metrics(protocol: str = "official", threshold: float = 0.5) -> LocalizationMetrics:
     """The three metrics of the papers as a ``MetricCollection`` with keys ``ap``, ``f1``, ``iou``.
 
     Args:
@@ -417,16 +495,7 @@ def localization_metrics(protocol: str = "official", threshold: float = 0.5) -> 
         >>> sorted(metrics.keys())
         ['ap', 'f1', 'iou']
     """
-    # compute_groups=False: the three metrics have same-named states; torchmetrics would merge
-    # them into one group whenever their first values happen to coincide.
-    return MetricCollection(
-        {
-            "ap": PerImageAveragePrecision(protocol, threshold),
-            "f1": PerImageF1Score(protocol, threshold),
-            "iou": PerImageIoU(protocol, threshold),
-        },
-        compute_groups=False,
-    )
+    return LocalizationMetrics(protocol, threshold)
 
 
 class _ScoreSums(Metric):
