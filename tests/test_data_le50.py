@@ -36,6 +36,7 @@ def test_foreground_fraction_matches_naive_count(fake_ihd, fake_ihd_spec):
 def test_cache_is_used_and_invalidated(fake_ihd, tmp_path):
     root = tmp_path / "ihd"
     shutil.copytree(fake_ihd, root)
+    shutil.rmtree(root / ".inharmony", ignore_errors=True)  # other tests may have cached the shared tree
     masks = [s.mask for s in build_index(root, "train")]
     victim_composite = "HCOCO/composite_images/c3303_555_1.jpg"  # 62.5 % foreground: not le50
     assert victim_composite not in {s.composite for s in IHarmony4(root, "train", cache_dir=tmp_path).samples}

@@ -25,7 +25,16 @@ from PIL import Image
 
 from .errors import DataError
 
-__all__ = ["decode_image", "decode_mask", "decode_pair", "image_size", "read_bytes", "reduction_factor"]
+__all__ = [
+    "decode_image",
+    "decode_mask",
+    "decode_pair",
+    "image_size",
+    "mask_fraction",
+    "read_bytes",
+    "read_mask_array",
+    "reduction_factor",
+]
 
 _REDUCED_COLOR = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
                   8: cv2.IMREAD_REDUCED_COLOR_8}  # fmt: skip
@@ -96,11 +105,11 @@ def decode_image(buf: bytes, name: str = "<bytes>", min_side: int | None = None)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), full
 
 
-def decode_mask(buf: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode a mask to ``float32`` (H, W) in [0, 1].
+def read_mask_array(buf: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode a mask to its stored integer array (H, W), ``uint8`` or ``uint16``.
 
-    8-bit and 16-bit masks are scaled by their type's maximum. Colour-typed masks are accepted when all
-    colour channels are equal (a grey mask saved as RGB); a mask with real colour is refused.
+    Colour-typed masks are accepted when all colour channels are equal (a grey mask saved as RGB);
+    a mask with real colour, or another pixel type, is refused.
     """
     mask = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
     if mask is None:
@@ -110,11 +119,29 @@ def decode_mask(buf: bytes, name: str = "<bytes>") -> np.ndarray:
         if not (np.array_equal(colour[..., 0], colour[..., 1]) and np.array_equal(colour[..., 0], colour[..., 2])):
             raise DataError(f"{name}: mask has colour (channels differ); masks must be grey (0 = background)")
         mask = colour[..., 0]
-    if mask.dtype == np.uint8:
-        return mask.astype(np.float32) / 255.0
-    if mask.dtype == np.uint16:
-        return mask.astype(np.float32) / 65535.0
-    raise DataError(f"{name}: mask pixel type {mask.dtype} is not supported (use 8- or 16-bit PNG)")
+    if mask.dtype not in (np.uint8, np.uint16):
+        raise DataError(f"{name}: mask pixel type {mask.dtype} is not supported (use 8- or 16-bit PNG)")
+    return mask
+
+
+def mask_fraction(mask: np.ndarray) -> float:
+    """Fraction of pixels of an integer mask that are ≥ half of full scale (foreground)."""
+    half = (int(np.iinfo(mask.dtype).max) + 1) // 2
+    return float(np.count_nonzero(mask >= half)) / mask.size
+
+
+def decode_mask(buf: bytes, name: str = "<bytes>", size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode a mask to ``float32`` (H, W) in [0, 1], 8- and 16-bit masks scaled by their maximum.
+
+    With ``size`` = ``(height, width)`` the mask is area-resized before the conversion to float (on a
+    6000-px mask the conversion alone costs more than the resize).
+    """
+    mask = read_mask_array(buf, name)
+    scale = float(np.iinfo(mask.dtype).max)
+    if size is not None and mask.shape != tuple(size):
+        # Area interpolation gives each pixel its foreground coverage; thresholding happens later.
+        mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return mask.astype(np.float32) / scale
 
 
 def decode_pair(
@@ -130,13 +157,13 @@ def decode_pair(
         DataError: if either file is unreadable or the mask's size differs from the composite's.
     """
     image, full = decode_image(composite, composite_name, min_side)
-    target = decode_mask(mask, mask_name)
-    if target.shape != full:
+    raw = read_mask_array(mask, mask_name)
+    if raw.shape != full:
         raise DataError(
-            f"mask {mask_name} is {target.shape[1]}x{target.shape[0]} but composite {composite_name} is "
+            f"mask {mask_name} is {raw.shape[1]}x{raw.shape[0]} but composite {composite_name} is "
             f"{full[1]}x{full[0]}: the pair does not match (wrong file or a resized copy)"
         )
-    if image.shape[:2] != target.shape:
-        # Area interpolation gives each reduced pixel its foreground coverage; thresholding happens later.
-        target = cv2.resize(target, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_AREA)
-    return image, target
+    scale = float(np.iinfo(raw.dtype).max)
+    if image.shape[:2] != raw.shape:
+        raw = cv2.resize(raw, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_AREA)
+    return image, raw.astype(np.float32) / scale

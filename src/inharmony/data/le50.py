@@ -24,9 +24,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
-from .decode import decode_mask, read_bytes
+from .decode import mask_fraction, read_bytes, read_mask_array
 from .index import Sample
 
 __all__ = ["LE50_MAX_FRACTION", "ForegroundCache", "filter_le50", "foreground_fraction"]
@@ -37,8 +35,7 @@ _VERSION = 1
 
 def foreground_fraction(path: str | os.PathLike) -> float:
     """Fraction of pixels of the mask at ``path`` that are foreground (≥ half of full scale)."""
-    mask = decode_mask(read_bytes(path), os.fspath(path))
-    return float(np.count_nonzero(mask >= 0.5)) / mask.size
+    return mask_fraction(read_mask_array(read_bytes(path), os.fspath(path)))
 
 
 def _default_cache_file(root: Path, cache_dir: str | os.PathLike | None) -> Path:

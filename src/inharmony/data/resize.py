@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .decode import decode_image, decode_mask, image_size, read_bytes
+from .decode import decode_image, image_size, read_bytes, read_mask_array
 from .errors import DataError
 from .index import build_index, discover_subsets, order_subsets
 from .le50 import filter_le50
@@ -51,13 +51,14 @@ def _resize_image(src: Path, dst: Path, max_side: int, quality: int) -> None:
 
 
 def _resize_mask(src: Path, dst: Path, max_side: int) -> None:
-    mask = decode_mask(read_bytes(src), str(src))
+    mask = read_mask_array(read_bytes(src), str(src))
     size = _target(*mask.shape, max_side)
     if size is None:
         shutil.copyfile(src, dst)
         return
+    half = (int(np.iinfo(mask.dtype).max) + 1) // 2
     mask = cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
-    if not cv2.imwrite(str(dst), np.where(mask >= 0.5, 255, 0).astype(np.uint8)):
+    if not cv2.imwrite(str(dst), np.where(mask >= half, 255, 0).astype(np.uint8)):
         raise DataError(f"cannot write {dst}")
 
 
