@@ -128,3 +128,14 @@ def test_callback_holds_no_pixels_between_batches(tmp_path):
     state_sizes = [getattr(m, name).numel() for m in metrics for name in m._defaults]
     # sums of ap/f1/iou and counts: no per-pixel or per-image storage
     assert len(metrics) == 4 + 3 and max(state_sizes) <= 3
+
+
+def test_nothing_scorable_logs_nothing(tmp_path):
+    class _Empty(_Masks):
+        def __getitem__(self, i: int) -> dict:
+            item = super().__getitem__(i)
+            return {**item, "mask": torch.zeros_like(item["mask"])}
+
+    trainer = _trainer(LocalizationMetricsCallback(), tmp_path)
+    trainer.validate(_TinyModule(), dataloaders=DataLoader(_Empty(), batch_size=4), verbose=False)
+    assert not any(k.startswith("val/") for k in trainer.callback_metrics)

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -77,9 +78,10 @@ class LocalizationMetricsCallback(Callback):
         self.val_metrics.update(mask, target)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not any(m.update_called for m in self.val_metrics.values()):
-            return  # no batch ran (e.g. limit_val_batches=0)
-        values = {f"val/{k}": float(v) for k, v in self.val_metrics.compute().items()}
+        # Every process computes (a collective under DDP), even one that saw no batch.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*before the ``update``.*")
+            values = {f"val/{k}": float(v) for k, v in self.val_metrics.compute().items()}
         self.val_metrics.reset()
         _log(pl_module, values, prog_bar=self.prog_bar)
 
@@ -112,7 +114,7 @@ class LocalizationMetricsCallback(Callback):
         values = {}
         for subset, scores in results.items():
             prefix = "test" if subset == "All" else f"test/{subset}"
-            values.update({f"{prefix}/{k}": scores[k] for k in METRIC_NAMES if not math.isnan(scores[k])})
+            values.update({f"{prefix}/{k}": scores[k] for k in METRIC_NAMES})
         _log(pl_module, values, prog_bar=False)
 
 
@@ -130,7 +132,9 @@ def _unpack(outputs: Any, hook: str) -> tuple[torch.Tensor, torch.Tensor, list[s
 
 
 def _log(pl_module: LightningModule, values: dict[str, float], prog_bar: bool) -> None:
-    # Values are already reduced over processes by torchmetrics; batch_size=1 because each is
-    # logged once per epoch.
+    # The values are already reduced over processes by torchmetrics and equal on every rank, so
+    # sync_dist's mean leaves them unchanged (it only silences Lightning's epoch-level warning).
+    # NaN (no scorable image) is not logged; every rank skips the same keys.
     for name, value in values.items():
-        pl_module.log(name, value, prog_bar=prog_bar, on_step=False, on_epoch=True, batch_size=1)
+        if not math.isnan(value):
+            pl_module.log(name, value, prog_bar=prog_bar, on_step=False, on_epoch=True, batch_size=1, sync_dist=True)
