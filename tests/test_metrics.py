@@ -10,6 +10,7 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from inharmony.metrics import (
+    LocalizationMetrics,
     PerImageAveragePrecision,
     PerSubsetMetrics,
     average_precision_per_image,
@@ -352,3 +353,21 @@ def test_results_table_units():
     md = results_to_markdown(results).splitlines()
     assert md[0].startswith("| Subset |") and md[-1] == "| All | 7237 | 80.02 | 0.7317 | 67.85 |"
     assert format_results_table({"All": {"ap": math.nan, "f1": math.nan, "iou": math.nan}})[1][2] == "-"
+
+
+def test_collection_forward_prefix_and_precomputed_scores():
+    preds, target = CASES["blobs"]
+    expected = ref_mean(preds, target)
+    metrics = localization_metrics()
+    batch_values = metrics(preds, target)  # MetricCollection.forward: batch value and accumulation
+    for k, name in enumerate(["ap", "f1", "iou"]):
+        assert abs(float(batch_values[name]) - expected[k]) < 1e-6
+        assert abs(float(metrics.compute()[name]) - expected[k]) < 1e-6
+    prefixed = LocalizationMetrics(prefix="val/")
+    prefixed.update(preds, target)
+    assert sorted(prefixed.compute()) == ["val/ap", "val/f1", "val/iou"]
+    metric = PerImageAveragePrecision()
+    metric.update(scores=torch.tensor([0.5, math.nan, 1.0], dtype=torch.float64))
+    assert float(metric.compute()) == 0.75 and int(metric.empty_target) == 1
+    with pytest.raises(TypeError, match="needs preds and target"):
+        metric.update(preds)
