@@ -75,7 +75,7 @@ def _assert_mask(mask, shape):
 def test_array_matches_reference(predictor, model, rgb):
     mask = predictor(rgb)
     _assert_mask(mask, rgb.shape[:2])
-    np.testing.assert_allclose(mask, reference_mask(model, rgb), atol=1e-5)
+    np.testing.assert_allclose(mask, reference_mask(model, rgb), atol=1e-4)
     assert mask.std() > 0  # not a constant map
 
 
@@ -83,9 +83,9 @@ def test_path_and_pil_inputs(predictor, model, rgb, tmp_path):
     path = tmp_path / "photo.png"
     Image.fromarray(rgb).save(path)
     expected = reference_mask(model, rgb)
-    np.testing.assert_allclose(predictor(path), expected, atol=1e-5)
-    np.testing.assert_allclose(predictor(str(path)), expected, atol=1e-5)
-    np.testing.assert_allclose(predictor(Image.fromarray(rgb)), expected, atol=1e-5)
+    np.testing.assert_allclose(predictor(path), expected, atol=1e-4)
+    np.testing.assert_allclose(predictor(str(path)), expected, atol=1e-4)
+    np.testing.assert_allclose(predictor(Image.fromarray(rgb)), expected, atol=1e-4)
 
 
 def test_jpeg_path_is_close_to_reference(predictor, model, rgb, tmp_path):
@@ -94,24 +94,24 @@ def test_jpeg_path_is_close_to_reference(predictor, model, rgb, tmp_path):
     decoded = np.asarray(Image.open(path).convert("RGB"))
     mask = predictor(path)
     _assert_mask(mask, rgb.shape[:2])
-    np.testing.assert_allclose(mask, reference_mask(model, decoded), atol=1e-5)
+    np.testing.assert_allclose(mask, reference_mask(model, decoded), atol=1e-4)
 
 
 def test_grayscale_is_repeated_to_rgb(predictor, model, rgb, tmp_path):
     grey = rgb[..., 0]
     expected = reference_mask(model, np.repeat(grey[..., None], 3, axis=2))
-    np.testing.assert_allclose(predictor(grey), expected, atol=1e-5)
+    np.testing.assert_allclose(predictor(grey), expected, atol=1e-4)
     Image.fromarray(grey, mode="L").save(tmp_path / "grey.png")
-    np.testing.assert_allclose(predictor(tmp_path / "grey.png"), expected, atol=1e-5)
+    np.testing.assert_allclose(predictor(tmp_path / "grey.png"), expected, atol=1e-4)
 
 
 def test_rgba_alpha_is_dropped(predictor, model, rgb, tmp_path):
     alpha = np.random.default_rng(1).integers(0, 256, rgb.shape[:2], dtype=np.uint8)
     rgba = np.dstack([rgb, alpha])
     expected = reference_mask(model, rgb)
-    np.testing.assert_allclose(predictor(rgba), expected, atol=1e-5)
+    np.testing.assert_allclose(predictor(rgba), expected, atol=1e-4)
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
-    np.testing.assert_allclose(predictor(tmp_path / "rgba.png"), expected, atol=1e-5)
+    np.testing.assert_allclose(predictor(tmp_path / "rgba.png"), expected, atol=1e-4)
 
 
 def test_16_bit_images_are_scaled(predictor, model, rgb, tmp_path):
@@ -120,12 +120,12 @@ def test_16_bit_images_are_scaled(predictor, model, rgb, tmp_path):
     Image.fromarray(grey16).save(tmp_path / "grey16.png")
     assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
     expected = reference_mask(model, np.repeat(grey8[..., None], 3, axis=2))
-    np.testing.assert_allclose(predictor(tmp_path / "grey16.png"), expected, atol=1e-5)
-    np.testing.assert_allclose(predictor(rgb.astype(np.uint16) * 257), reference_mask(model, rgb), atol=1e-5)
+    np.testing.assert_allclose(predictor(tmp_path / "grey16.png"), expected, atol=1e-4)
+    np.testing.assert_allclose(predictor(rgb.astype(np.uint16) * 257), reference_mask(model, rgb), atol=1e-4)
 
 
 def test_float_array_in_unit_range(predictor, model, rgb):
-    np.testing.assert_allclose(predictor(rgb / 255.0), reference_mask(model, rgb), atol=1e-5)
+    np.testing.assert_allclose(predictor(rgb / 255.0), reference_mask(model, rgb), atol=1e-4)
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])
@@ -142,7 +142,7 @@ def test_exif_rotation_is_applied(predictor, model, rgb, tmp_path, orientation):
     assert np.array_equal(np.asarray(load_image(path)), upright)
     mask = predictor(path)
     _assert_mask(mask, upright.shape[:2])
-    np.testing.assert_allclose(mask, reference_mask(model, upright), atol=1e-5)
+    np.testing.assert_allclose(mask, reference_mask(model, upright), atol=1e-4)
 
 
 def test_batch_of_mixed_inputs(predictor, model, rgb, tmp_path):
@@ -151,8 +151,8 @@ def test_batch_of_mixed_inputs(predictor, model, rgb, tmp_path):
     Image.fromarray(other).save(path)
     masks = predictor([rgb, path, Image.fromarray(rgb[:20, :30])])  # batch_size 2: two forward passes
     assert [m.shape for m in masks] == [(45, 61), (40, 50), (20, 30)]
-    np.testing.assert_allclose(masks[0], reference_mask(model, rgb), atol=1e-5)
-    np.testing.assert_allclose(masks[1], reference_mask(model, other), atol=1e-5)
+    np.testing.assert_allclose(masks[0], reference_mask(model, rgb), atol=1e-4)
+    np.testing.assert_allclose(masks[1], reference_mask(model, other), atol=1e-4)
     stacked = predictor(np.stack([rgb, rgb]))
     assert isinstance(stacked, list) and len(stacked) == 2
 

@@ -552,19 +552,11 @@ def load_lightning_checkpoint(path: str | os.PathLike[str], *, trust: bool = Fal
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}")
-    safe: list[Any] = []
-    try:
-        from lightning.fabric.utilities.data import AttributeDict
-
-        safe.append(AttributeDict)
-    except ImportError:  # pragma: no cover - lightning is a dependency, but the file may predate it
-        pass
     try:
         if trust:
             payload = torch.load(path, map_location="cpu", weights_only=False)
         else:
-            with torch.serialization.safe_globals(safe):
-                payload = torch.load(path, map_location="cpu", weights_only=True)
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
             f"{path} holds Python objects beyond tensors and plain containers, so it was not loaded with "

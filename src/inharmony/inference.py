@@ -309,9 +309,20 @@ class Predictor:
             prepared = [self.preprocess(item) for item in items[start : start + self.batch_size]]
             probs = self.forward_batch(torch.stack([tensor for tensor, _ in prepared]))
             for prob, (_, (height, width)) in zip(probs, prepared, strict=True):
-                full = F.interpolate(prob[None], size=(height, width), mode="bilinear", align_corners=False)
-                masks.append(full[0, 0].clamp_(0.0, 1.0).cpu().numpy().astype(np.float32, copy=False))
+                masks.append(_resize_mask(prob[0], height, width))
         return masks[0] if single else masks
+
+
+def _resize_mask(prob: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """Bilinear (half-pixel centres) resize of an h×w probability map to height×width, float32 in [0, 1]."""
+    if prob.device.type == "cpu" and max(height, width) < 32767:
+        import cv2
+
+        # OpenCV is ~4x faster than torch's CPU interpolate for the 12-MP upsampling (same formula).
+        full = cv2.resize(prob.numpy(), (width, height), interpolation=cv2.INTER_LINEAR)
+        return np.clip(full, 0.0, 1.0, out=full).astype(np.float32, copy=False)
+    full = F.interpolate(prob[None, None], size=(height, width), mode="bilinear", align_corners=False)
+    return full[0, 0].clamp_(0.0, 1.0).cpu().numpy().astype(np.float32, copy=False)
 
 
 def iter_image_files(paths: Iterable[str | os.PathLike[str]], recursive: bool = False) -> list[Path]:
