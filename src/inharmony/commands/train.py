@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TRAINING_SUBCOMMANDS", "run_lightning"]
+__all__ = ["TRAINING_SUBCOMMANDS", "TrainingCommandError", "build_cli", "execute", "run_lightning"]
 
 TRAINING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -50,14 +50,26 @@ def _corrupt(path: str, err: Exception) -> str:
     )
 
 
+def _find_last_checkpoint(cli: Any) -> str:
+    """The newest ``last*.ckpt`` of earlier runs (Lightning's own ``"last"`` only looks in this run's folder)."""
+    dirpath = cli.config.get("checkpoint", {}).get("dirpath")
+    where = Path(dirpath) if dirpath else Path(cli.trainer.default_root_dir)
+    found = sorted(where.rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime) if where.is_dir() else []
+    if not found:
+        raise TrainingCommandError(
+            f"--ckpt_path last: no last.ckpt under {where}. Give the same --trainer.default_root_dir (or "
+            f"--checkpoint.dirpath) as the interrupted run, or the checkpoint's path."
+        )
+    print(f"resuming from {found[-1]}")
+    return str(found[-1])
+
+
 def _check_ckpt_path(ckpt_path: str | None) -> str | None:
     """Return an error message if ``ckpt_path`` is a file path that cannot be a checkpoint."""
     if ckpt_path is None or ckpt_path in ("best", "last", "hpc", "registry"):
         return None
     if not os.path.isfile(ckpt_path):
-        return (
-            f"checkpoint not found: {ckpt_path} (give a .ckpt written by 'inharmony fit', 'best' or 'last')"
-        )
+        return f"checkpoint not found: {ckpt_path} (give a .ckpt written by 'inharmony fit', 'best' or 'last')"
     import torch
 
     try:
@@ -124,6 +136,71 @@ def _trainer_defaults() -> dict[str, Any]:
     }
 
 
+class TrainingCommandError(RuntimeError):
+    """A training command cannot run; the message says why and what to do."""
+
+
+def build_cli(subcommand: str, argv: list[str]) -> Any:
+    """Parse ``argv`` with LightningCLI and instantiate model, data and trainer (nothing runs yet).
+
+    Raises:
+        SystemExit: on ``--help`` or an argument error (jsonargparse prints the reason).
+        TrainingCommandError: on a bad checkpoint path.
+    """
+    if subcommand not in TRAINING_SUBCOMMANDS:
+        raise ValueError(f"unknown training subcommand {subcommand!r}; expected one of {TRAINING_SUBCOMMANDS}")
+    from ..data import IHarmony4DataModule
+    from ..task import LocalizationTask
+
+    # LightningCLI warns when sys.argv also holds arguments; here they are the same ones, and
+    # sys.argv must stay intact because DDP re-launches the command from it.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter", category=UserWarning)
+    cli = _make_cli_class()(
+        LocalizationTask,
+        IHarmony4DataModule,
+        args=argv,
+        run=False,
+        trainer_defaults=_trainer_defaults(),
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={
+            "prog": f"inharmony {subcommand}",
+            "description": f"inharmony {subcommand} (LightningCLI). Example: {EXAMPLES[subcommand]}",
+            "default_env": False,
+        },
+    )
+    if cli.config.get("ckpt_path") == "last":
+        cli.config["ckpt_path"] = _find_last_checkpoint(cli)
+    problem = _check_ckpt_path(cli.config.get("ckpt_path"))
+    if problem:
+        raise TrainingCommandError(problem)
+    return cli
+
+
+def execute(cli: Any, subcommand: str) -> dict[str, Any]:
+    """Run ``subcommand`` on a :func:`build_cli` result.
+
+    Returns:
+        ``{"best_model_path": ...}`` after ``fit``; ``{"results": ..., "files": [...]}`` after ``test``
+        (the per-subset dict and the table files written); ``{}`` otherwise.
+    """
+    ckpt_path = cli.config.get("ckpt_path")
+    trainer = cli.trainer
+    if subcommand == "fit":
+        trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if best and trainer.is_global_zero:
+            print(f"best checkpoint: {best}")
+        return {"best_model_path": best}
+    if subcommand == "validate":
+        trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+        return {}
+    if subcommand == "test":
+        trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+        return _write_test_results(cli, ckpt_path)
+    trainer.predict(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, return_predictions=False)
+    return {}
+
+
 def run_lightning(subcommand: str, argv: list[str]) -> int:
     """Run ``inharmony <subcommand> ARGS`` through LightningCLI; returns the exit code.
 
@@ -135,57 +212,18 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
         >>> run_lightning("fit", ["--config", "configs/demo.yaml"])  # doctest: +SKIP
         0
     """
-    if subcommand not in TRAINING_SUBCOMMANDS:
-        raise ValueError(
-            f"unknown training subcommand {subcommand!r}; expected one of {TRAINING_SUBCOMMANDS}"
-        )
-    from ..data import IHarmony4DataModule
+    from ..data import DataError
     from ..models._checkpoint import CheckpointError
-    from ..task import LocalizationTask
 
-    cli_class = _make_cli_class()
     try:
-        # LightningCLI warns when sys.argv also holds arguments; here they are the same ones, and
-        # sys.argv must stay intact because DDP re-launches the command from it.
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter", category=UserWarning)
-        cli = cli_class(
-            LocalizationTask,
-            IHarmony4DataModule,
-            args=argv,
-            run=False,
-            trainer_defaults=_trainer_defaults(),
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs={
-                "prog": f"inharmony {subcommand}",
-                "description": f"inharmony {subcommand} (LightningCLI). Example: {EXAMPLES[subcommand]}",
-                "default_env": False,
-            },
-        )
+        cli = build_cli(subcommand, argv)
     except SystemExit as exit_:  # argparse / jsonargparse already printed the reason
-        return int(exit_.code or 0) if not isinstance(exit_.code, str) else _error(exit_.code)
-    except (FileNotFoundError, CheckpointError, ValueError) as err:
+        return exit_.code if isinstance(exit_.code, int) else _error(str(exit_.code))
+    except (TrainingCommandError, DataError, CheckpointError) as err:
         return _error(str(err))
-
-    ckpt_path = cli.config.get("ckpt_path")
-    problem = _check_ckpt_path(ckpt_path)
-    if problem:
-        return _error(problem)
     try:
-        if subcommand == "fit":
-            cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
-            best = cli.trainer.checkpoint_callback.best_model_path if cli.trainer.checkpoint_callback else ""
-            if best and cli.trainer.is_global_zero:
-                print(f"best checkpoint: {best}")
-        elif subcommand == "validate":
-            cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
-        elif subcommand == "test":
-            cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
-            _write_test_results(cli, ckpt_path)
-        else:
-            cli.trainer.predict(
-                cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, return_predictions=False
-            )
-    except CheckpointError as err:
+        execute(cli, subcommand)
+    except (DataError, CheckpointError) as err:
         return _error(str(err))
     except OSError as err:
         if err.errno == errno.ENOSPC:
@@ -198,17 +236,15 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
     return 0
 
 
-def _write_test_results(cli: Any, ckpt_path: str | None) -> None:
+def _write_test_results(cli: Any, ckpt_path: str | None) -> dict[str, Any]:
     from ..callbacks import LocalizationMetricsCallback
     from ..results import print_results_table, write_results
 
     trainer = cli.trainer
-    if not trainer.is_global_zero:
-        return
     callback = next((c for c in trainer.callbacks if isinstance(c, LocalizationMetricsCallback)), None)
     results = getattr(callback, "test_results", None)
-    if not results:
-        return
+    if not results or not trainer.is_global_zero:
+        return {"results": results, "files": []}
     out = cli.config.get("out")
     if out is None:
         if ckpt_path and os.path.isfile(ckpt_path):
@@ -219,3 +255,4 @@ def _write_test_results(cli: Any, ckpt_path: str | None) -> None:
     print_results_table(results, title=title)
     paths = write_results(results, out, title=title)
     print("wrote " + ", ".join(str(p) for p in paths))
+    return {"results": results, "files": paths}

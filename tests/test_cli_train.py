@@ -1,0 +1,180 @@
+"""`inharmony fit / validate / test` (LightningCLI): help, config errors, table files, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from inharmony.cli import main
+from inharmony.metrics import SUBSET_ORDER
+
+# Small and quick: 32-px crops of the fake tree, the lightest registered DIRL variant.
+TINY = [
+    "--model.model",
+    "dirl_resnet18",
+    "--data.image_size",
+    "32",
+    "--data.batch_size",
+    "4",
+    "--data.num_workers",
+    "0",
+    "--trainer.accelerator",
+    "cpu",
+    "--trainer.devices",
+    "1",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--trainer.enable_model_summary",
+    "false",
+    "--trainer.num_sanity_val_steps",
+    "0",
+    "--samples.every_n_steps",
+    "0",
+]
+
+
+def _fit_args(root: Path, run_dir: Path, *extra: str) -> list[str]:
+    return [*TINY, "--data.root", str(root), "--trainer.default_root_dir", str(run_dir), *extra]
+
+
+@pytest.mark.parametrize("command", ["fit", "validate", "test"])
+def test_help_lists_options_and_example(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert f"inharmony {command}" in text
+    assert "Example: inharmony" in text
+    for option in ("--config", "--trainer.max_epochs", "--model.model", "--data.root", "--ckpt_path"):
+        assert option in text, option
+
+
+def test_bad_config_key_is_named(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("model:\n  model: dirl\n  no_such_option: 3\n")
+    code = main(["fit", "--config", str(config), "--data.root", str(tmp_path)])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "no_such_option" in err
+
+
+def test_bad_command_line_key_is_named(tmp_path, capsys):
+    code = main(["fit", "--data.root", str(tmp_path), "--trainer.max_epoch", "3"])
+    assert code != 0
+    assert "max_epoch" in capsys.readouterr().err
+
+
+def test_data_root_without_dataset(tmp_path, capsys):
+    code = main(["fit", *_fit_args(tmp_path / "empty", tmp_path / "run")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "empty" in err and "Traceback" not in err
+
+
+def test_missing_and_corrupt_checkpoints(fake_ihd, tmp_path, capsys):
+    code = main(["test", *_fit_args(fake_ihd, tmp_path / "run"), "--ckpt_path", str(tmp_path / "nope.ckpt")])
+    assert code == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"PK\x03\x04 this is not a checkpoint" * 10)
+    code = main(["test", *_fit_args(fake_ihd, tmp_path / "run"), "--ckpt_path", str(corrupt)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "corrupt" in err and str(corrupt) in err
+    code = main(["fit", *_fit_args(fake_ihd, tmp_path / "elsewhere"), "--ckpt_path", "last"])
+    assert code == 2
+    assert "no last.ckpt" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def fitted(fake_ihd, tmp_path_factory):
+    """One short fit on the fake tree; returns (run dir, last checkpoint)."""
+    run_dir = tmp_path_factory.mktemp("fit")
+    assert main(["fit", *_fit_args(fake_ihd, run_dir), "--trainer.max_epochs", "1"]) == 0
+    last = sorted(run_dir.rglob("last.ckpt"))
+    assert len(last) == 1
+    return run_dir, last[0]
+
+
+def test_fit_writes_best_and_last(fitted):
+    _, last = fitted
+    best = [p for p in last.parent.glob("best-*.ckpt")]
+    assert len(best) == 1
+    checkpoint = torch.load(best[0], map_location="cpu", weights_only=True)
+    assert checkpoint["callbacks"]  # the ModelCheckpoint state (monitor val/iou)
+    assert any("val/iou" in str(k) for k in checkpoint["callbacks"])
+    assert (last.parent.parent / "config.yaml").is_file()  # LightningCLI saved the full config
+
+
+def test_test_writes_five_row_table(fake_ihd, fitted, tmp_path, capsys):
+    run_dir, last = fitted
+    out = tmp_path / "table"
+    assert main(["test", *_fit_args(fake_ihd, run_dir), "--ckpt_path", str(last), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads((out / "metrics.json").read_text())
+    assert list(results) == [*SUBSET_ORDER, "All"]
+    for row in results.values():
+        assert 0.0 <= row["ap"] <= 1.0 and 0.0 <= row["f1"] <= 1.0 and 0.0 <= row["iou"] <= 1.0
+    # le50 test split of the fixture: HCOCO 2, HAdobe5k 1, HFlickr 2, Hday2night 1 (each image once).
+    assert [int(r["images"]) for r in results.values()] == [2, 1, 2, 1, 6]
+    md = (out / "metrics.md").read_text()
+    body = [line for line in md.splitlines() if line.startswith("| ") and "Subset" not in line]
+    assert [line.split("|")[1].strip() for line in body] == [*SUBSET_ORDER, "All"]
+    # The markdown and console show AP and IoU in %, F1 as a fraction.
+    all_row = body[-1].split("|")
+    assert all_row[3].strip() == f"{100 * results['All']['ap']:.2f}"
+    assert all_row[4].strip() == f"{results['All']['f1']:.4f}"
+    assert "Hday2night" in printed
+
+
+def test_default_table_location_is_beside_checkpoint(fake_ihd, fitted, tmp_path):
+    _, last = fitted
+    copy = tmp_path / "ckpt" / "model.ckpt"
+    copy.parent.mkdir()
+    copy.write_bytes(last.read_bytes())
+    assert main(["test", *_fit_args(fake_ihd, tmp_path / "run"), "--ckpt_path", str(copy)]) == 0
+    assert (copy.parent / "metrics.json").is_file() and (copy.parent / "metrics.md").is_file()
+
+
+def test_checkpoint_of_another_architecture(fake_ihd, fitted, tmp_path, capsys):
+    _, last = fitted  # trained as dirl_resnet18
+    args = _fit_args(fake_ihd, tmp_path / "run")
+    args[args.index("dirl_resnet18")] = "dirl"
+    code = main(["test", *args, "--ckpt_path", str(last)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "'dirl_resnet18'" in err and "does not fit the model 'dirl'" in err
+
+
+def _params(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_resume_matches_uninterrupted_run(fake_ihd, tmp_path):
+    # Shuffling and augmentation both draw random numbers: the resumed run must draw the same ones.
+    straight = tmp_path / "straight"
+    assert main(["fit", *_fit_args(fake_ihd, straight), "--trainer.max_epochs", "2"]) == 0
+    split = tmp_path / "split"
+    assert main(["fit", *_fit_args(fake_ihd, split), "--trainer.max_epochs", "1"]) == 0
+    first_last = next(split.rglob("last.ckpt"))
+    first_params = _params(first_last)
+    assert main(["fit", *_fit_args(fake_ihd, split), "--trainer.max_epochs", "2", "--ckpt_path", "last"]) == 0
+    resumed_last = max(split.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
+    assert resumed_last != first_last
+    resumed = torch.load(resumed_last, map_location="cpu", weights_only=True)
+    reference = torch.load(next(straight.rglob("last.ckpt")), map_location="cpu", weights_only=True)
+    assert resumed["epoch"] == reference["epoch"] == 1
+    assert resumed["global_step"] == reference["global_step"]
+    changed = 0
+    for key, value in reference["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+        changed += int(not torch.equal(first_params[key], value))
+    assert changed > 0  # the second epoch did train
+    # Optimizer moments continue too.
+    ref_state = reference["optimizer_states"][0]["state"]
+    res_state = resumed["optimizer_states"][0]["state"]
+    for idx in list(ref_state)[:5]:
+        torch.testing.assert_close(res_state[idx]["exp_avg"], ref_state[idx]["exp_avg"], rtol=1e-5, atol=1e-7)
