@@ -70,13 +70,22 @@ def _warn(message: str) -> None:
 
 
 def _collect(inputs: Sequence[str], out_dir: Path, recursive: bool) -> list[Path]:
+    """Files named on the command line, plus the files of named folders, except our earlier outputs.
+
+    A ``*_mask.png`` / ``*_overlay.png`` found *by listing the output folder* is taken for the output
+    of an earlier run and left out (and may be rewritten); a file named explicitly is always an input.
+    """
     from ..inference import iter_image_files
 
     files = []
-    for path in iter_image_files(inputs, recursive=recursive):
-        generated = path.name.endswith(_OUTPUT_SUFFIXES) and path.resolve().parent == out_dir.resolve()
-        if not generated:  # outputs of an earlier run into the same folder are not inputs
-            files.append(path)
+    for entry in inputs:
+        if not Path(entry).is_dir():
+            files.append(Path(entry))
+            continue
+        for path in iter_image_files([entry], recursive=recursive):
+            earlier_output = path.name.endswith(_OUTPUT_SUFFIXES) and path.resolve().parent == out_dir.resolve()
+            if not earlier_output:
+                files.append(path)
     return files
 
 
