@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     metrics.update(preds, target)  # allocator warmed with one batch
     metrics.reset()
     before = _peak_rss_mib()
-    after_1000 = None
+    checkpoints: list[tuple[int, float]] = []  # (images seen, peak RSS) at 1000, 2000, 4000, ...
+    next_mark = 1000
     seen, busy = 0, 0.0
     while seen < total:
         preds, target = _batch(min(bs, total - seen), size, seed=10_000 + seen)
@@ -98,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
         metrics.update(preds, target)
         busy += time.perf_counter() - start
         seen += preds.shape[0]
-        if after_1000 is None and seen >= 1000:
-            after_1000 = _peak_rss_mib()
+        if seen >= next_mark:
+            checkpoints.append((seen, _peak_rss_mib()))
+            next_mark *= 2
     values = {k: float(v) for k, v in metrics.compute().items()}
     end = _peak_rss_mib()
     state_bytes = sum(
@@ -107,10 +109,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"\nStreaming {seen} images of {size}x{size} in batches of {bs}:")
     print(f"  metric update time {busy:.1f} s ({seen / busy:.1f} images/s)")
-    print(
-        f"  process peak RSS: {before:.0f} MiB after imports and one warm-up batch, "
-        f"{after_1000 or end:.0f} MiB after 1000 images, {end:.0f} MiB after {seen} images"
-    )
+    marks = ", ".join(f"{rss:.0f} MiB after {n}" for n, rss in [*checkpoints, (seen, end)])
+    print(f"  process peak RSS: {before:.0f} MiB after imports and one warm-up batch; {marks} images")
     print(
         f"  metric state: {state_bytes} bytes; images scored {int(metrics['ap'].images)}, "
         f"empty ground truth {int(metrics['ap'].empty_target)}"
