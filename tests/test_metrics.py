@@ -371,3 +371,13 @@ def test_collection_forward_prefix_and_precomputed_scores():
     assert float(metric.compute()) == 0.75 and int(metric.empty_target) == 1
     with pytest.raises(TypeError, match="needs preds and target"):
         metric.update(preds)
+
+
+def test_nan_target_is_a_clear_error():
+    preds, target = random_case(2, 8, 8, 0)
+    target[1, 0, 0, 0] = math.nan
+    with pytest.raises(ValueError, match="target contains NaN"):
+        per_image_scores(preds, target)
+    target[1, 0, 0, 0] = math.inf
+    with pytest.raises(ValueError, match=r"target must hold values in \[0, 1\]"):
+        per_image_scores(preds, target)

@@ -137,9 +137,9 @@ def _flatten_inputs(preds: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     if labels.dtype == torch.bool:
         return scores, labels
     labels_f = labels.float()
-    if labels.is_floating_point() and not bool(torch.isfinite(labels_f).all()):
-        raise ValueError("target contains NaN or inf values")
-    lo, hi = float(labels_f.min()), float(labels_f.max())
+    lo, hi = (float(v) for v in torch.aminmax(labels_f))
+    if math.isnan(lo) or math.isnan(hi):
+        raise ValueError("target contains NaN values")
     if lo < 0.0 or hi > 1.0:
         hint = "; divide 0/255 masks by 255" if hi > 1.0 else ""
         raise ValueError(
