@@ -84,6 +84,8 @@ def test_truncated_and_garbage_files_refused():
     buf = _jpeg(64, 64)
     with pytest.raises(DataError, match=r"c_1_1\.jpg: truncated"):
         decode_image(buf[: len(buf) // 2], "c_1_1.jpg")
+    trailer = buf + b"\x00" * 4096  # data after the end-of-image marker is not truncation
+    assert decode_image(trailer)[0].shape == (64, 64, 3)
     with pytest.raises(DataError, match="not a readable image"):
         decode_image(b"not an image at all", "junk.jpg")
     png = _png(np.zeros((64, 64), np.uint8))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
@@ -74,7 +74,7 @@ class IHarmony4DataModule(L.LightningDataModule):
         crop_scale: tuple[float, float] = (0.9, 1.0),
         hflip: float = 0.5,
         reduced_decoding: bool = True,
-        on_error: str = "raise",
+        on_error: Literal["raise", "skip"] = "raise",
         cache_dir: str | None = None,
         streaming: str | None = None,
         pin_memory: bool = False,

@@ -78,6 +78,16 @@ def reduction_factor(height: int, width: int, min_side: int | None) -> int:
     return 1
 
 
+def _jpeg_complete(buf: bytes | memoryview) -> bool:
+    """Whether the JPEG's last scan is followed by an end-of-image marker (truncated files lack it)."""
+    if b"\xff\xd9" in bytes(buf[-1024:]):
+        return True
+    # Data appended after the image (camera trailers) can push the marker out of the tail.
+    data = bytes(buf)
+    last_scan = data.rfind(b"\xff\xda")
+    return last_scan >= 0 and data.find(b"\xff\xd9", last_scan) >= 0
+
+
 def _is_jpeg(buf: bytes | memoryview) -> bool:
     return bytes(buf[:3]) == b"\xff\xd8\xff"
 
@@ -96,7 +106,7 @@ def decode_image(buf: bytes, name: str = "<bytes>", min_side: int | None = None)
     """
     full = image_size(buf, name)
     factor = reduction_factor(*full, min_side) if _is_jpeg(buf) else 1
-    if _is_jpeg(buf) and b"\xff\xd9" not in bytes(buf[-1024:]):
+    if _is_jpeg(buf) and not _jpeg_complete(buf):
         # OpenCV decodes a truncated JPEG without error (grey bottom rows): refuse it.
         raise DataError(f"{name}: truncated JPEG (no end-of-image marker); re-download the file")
     image = cv2.imdecode(np.frombuffer(buf, np.uint8), _REDUCED_COLOR[factor])
