@@ -82,6 +82,33 @@ def _throughput(root, samples, transform, reduced: bool, args) -> float:
     return statistics.median(rates[1:])
 
 
+def _stage_timings(root: Path, sample, image_size: int, repeats: int) -> dict[str, float]:
+    """Milliseconds per stage for one sample, in this process (best of ``repeats``)."""
+    from ..data import eval_transform
+    from ..data.decode import decode_image, read_bytes, read_mask_array
+    from ..data.decode import image_size as header_size
+
+    comp, mask = read_bytes(root / sample.composite), read_bytes(root / sample.mask)
+    transform = eval_transform(image_size)
+    image, _ = decode_image(comp, min_side=transform.min_source_side)
+    stages = {
+        "read header": lambda: header_size(comp),
+        "decode JPEG (full)": lambda: decode_image(comp),
+        "decode JPEG (reduced)": lambda: decode_image(comp, min_side=transform.min_source_side),
+        "decode mask PNG": lambda: read_mask_array(mask),
+        "eval transform (after reduced decode)": lambda: transform(image, image[..., 0].astype("float32") / 255),
+    }
+    out = {}
+    for name, fn in stages.items():
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        out[name] = 1000 * min(times)
+    return out
+
+
 def _le50_timing(args, tmp: Path) -> tuple[float, float]:
     import cv2
     import numpy as np
@@ -138,6 +165,10 @@ def run(args: argparse.Namespace) -> int:
                 fast = _throughput(root, samples, transform, True, args)
                 slow = _throughput(root, samples, transform, False, args)
                 print(f"{key:<24} {name:<8} {fast:>17.1f} {slow:>14.1f}")
+        key, samples = list(groups.items())[-1]
+        print(f"per-sample stages, one process, {key} (ms, best of {args.repeats}):")
+        for name, ms in _stage_timings(root, samples[0], args.image_size, args.repeats).items():
+            print(f"  {name:<40} {ms:8.1f}")
         if args.le50_n:
             cold, warm = _le50_timing(args, tmp)
             print(f"le50 index of {args.le50_n} masks ({args.le50_size}): cold {cold:.2f}s, cached {warm:.3f}s")
