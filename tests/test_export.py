@@ -64,3 +64,12 @@ def test_check_onnx_reports_and_raises(exported):
 def test_export_rejects_sizes_that_are_not_multiples_of_16(exported, tmp_path):
     with pytest.raises(ValueError, match="multiple of 16"):
         export_onnx(exported[0], tmp_path / "x.onnx", size=40)
+
+
+def test_export_command_reports_unusable_weights(tmp_path, capsys):
+    from inharmony.cli import main
+
+    code = main(["export", "--model", "dirl_resnet18", "--weights", str(tmp_path / "missing"), "--out",
+                 str(tmp_path / "m.onnx")])
+    assert code == 2 and "weights not found" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()

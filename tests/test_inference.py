@@ -225,3 +225,15 @@ def test_binarize_mask_image_and_overlay(rgb):
     assert np.array_equal(out[40:, 40:], rgb[40:, 40:])  # untouched where p = 0
     with pytest.raises(ValueError, match="does not match"):
         overlay(rgb, mask[:10])
+
+
+def test_inference_benchmark_runs(tmp_path, capsys, rgb):
+    from inharmony.cli import main
+
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(rgb).save(photo)
+    args = ["bench", "inference", "--model", "dirl_resnet18", "--size", "32", "--repeats", "1", "--skip-onnx",
+            "--photo", str(photo), "--threads", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Predictor, one 0.0-MP JPEG" in out and "mask back to 61x45" in out
