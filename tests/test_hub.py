@@ -183,7 +183,7 @@ def test_pretrained_true_without_published_weights_says_so():
 # --------------------------------------------------------------------------- HubMixin
 
 
-class _RecordingDIRL(HubMixin, DIRL):
+class _RecordingDIRL(DIRL, HubMixin):
     """DIRL with the mixin, as the registered classes use it."""
 
 
