@@ -13,7 +13,7 @@ model's constructor. The returned model is in eval mode and takes ImageNet-norma
 """
 
 # torch.hub checks that these import before it runs an entry point.
-dependencies = ["torch", "timm", "safetensors", "huggingface_hub", "PIL"]
+dependencies = ["torch", "timm", "safetensors", "huggingface_hub"]
 
 import os as _os  # noqa: E402  (dependencies must come first for torch.hub's parser)
 import sys as _sys  # noqa: E402

@@ -458,3 +458,39 @@ def test_pretrained_cfg_survives_the_round_trip(saved):
     registry = inharmony.get_pretrained_cfg("dirl_resnet18")
     assert dataclasses.replace(cfg, metrics={}) == dataclasses.replace(registry, metrics={})
     assert cfg.metrics == {"ap": 79.99, "f1": 0.6912, "iou": 63.33}
+
+
+def test_push_to_hub_uploads_config_weights_and_card(tiny, tmp_path, monkeypatch):
+    """The upload path up to the HTTP calls: HfApi is replaced by a recorder (no network here)."""
+    import huggingface_hub.hub_mixin as hub_mixin
+
+    from inharmony.models import _offline
+
+    uploaded = {}
+
+    class RecordingApi:
+        def __init__(self, token=None):
+            self.token = token
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            uploaded["create"] = (repo_id, private, exist_ok)
+            return type("Repo", (), {"repo_id": repo_id})()
+
+        def upload_folder(self, repo_id, folder_path, **kwargs):
+            uploaded["files"] = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+            uploaded["kwargs"] = kwargs
+            return f"https://huggingface.co/{repo_id}/commit/abc"
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(_offline, "_hub_is_reachable", lambda timeout: True)
+    monkeypatch.setattr(hub_mixin, "HfApi", RecordingApi)
+    url = hub.push_to_hub(
+        tiny, "me/dirl18", model_kwargs=TINY, metrics={"ap": 0.7}, private=True, commit_message="first weights"
+    )
+    assert url == "https://huggingface.co/me/dirl18/commit/abc"
+    assert uploaded["create"] == ("me/dirl18", True, True)
+    assert sorted(uploaded["files"]) == ["README.md", "config.json", "model.safetensors"]
+    assert json.loads(uploaded["files"]["config.json"])["model_args"] == TINY
+    card = uploaded["files"]["README.md"].decode()
+    assert "| All | 70.00 |" in card and 'inharmony.from_pretrained("me/dirl18")' in card
+    assert uploaded["kwargs"]["commit_message"] == "first weights"
