@@ -90,9 +90,7 @@ def test_counts_per_subset(fake_ihd, fake_ihd_spec):
 
 def test_read_list_file_formats(tmp_path):
     f = tmp_path / "l.txt"
-    f.write_text(
-        "# comment\nHCOCO/composite_images/c1_1_1.jpg\r\n\n  HFlickr/composite_images/f2_1_1.jpg  \n"
-    )
+    f.write_text("# comment\nHCOCO/composite_images/c1_1_1.jpg\r\n\n  HFlickr/composite_images/f2_1_1.jpg  \n")
     assert read_list_file(f) == [("HCOCO", "c1_1_1.jpg"), ("HFlickr", "f2_1_1.jpg")]
     f.write_text("c1_1_1.jpg\n")
     assert read_list_file(f, subset="HCOCO") == [("HCOCO", "c1_1_1.jpg")]
