@@ -60,6 +60,23 @@ def test_forward_backward_default_model(shape):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+def test_runs_under_autocast():
+    torch.manual_seed(13)
+    model = _small()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(1, 3, 32, 32))
+    _assert_probability_maps(out, (1, 1, 32, 32))
+    out["mask"].float().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_background_feature_does_not_overflow_in_half_precision():
+    style = torch.full((1, 2, 128, 128), 300.0, dtype=torch.float16)  # a half-precision sum would be inf
+    f_bg = background_feature(style, torch.zeros(1, 1, 128, 128, dtype=torch.float16))
+    assert f_bg.dtype == torch.float16
+    torch.testing.assert_close(f_bg, torch.full((1, 2), 300.0, dtype=torch.float16))
+
+
 def test_learned_combination_lies_between_the_two_masks():
     torch.manual_seed(1)
     out = _small().eval()(torch.randn(2, 3, 32, 48))

@@ -39,17 +39,20 @@ def background_feature(style: torch.Tensor, mask: torch.Tensor, threshold: float
         threshold: ε of the paper.
 
     Returns:
-        ``f_bg``, ``(B, C)``. The threshold passes no gradient to ``mask``.
+        ``f_bg``, ``(B, C)``, in the dtype of ``style``. The threshold passes no gradient to ``mask``.
 
     Example:
         >>> style = torch.arange(4.0).view(1, 1, 2, 2)
         >>> background_feature(style, torch.tensor([[[[0.0, 0.9], [0.1, 0.7]]]]))
         tensor([[1.]])
     """
-    background = (mask < threshold).to(style.dtype)
+    # float32 even under autocast: a half-precision sum over a large map overflows
+    features = style.float()
+    background = (mask < threshold).float()
     count = background.sum(dim=(2, 3))  # (B, 1)
-    total = (style * background).sum(dim=(2, 3))  # (B, C)
-    return torch.where(count > 0, total / count.clamp_min(1.0), style.mean(dim=(2, 3)))
+    total = (features * background).sum(dim=(2, 3))  # (B, C)
+    mean = torch.where(count > 0, total / count.clamp_min(1.0), features.mean(dim=(2, 3)))
+    return mean.to(style.dtype)
 
 
 def neighbourhood_directions(
