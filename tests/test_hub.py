@@ -494,3 +494,18 @@ def test_push_to_hub_uploads_config_weights_and_card(tiny, tmp_path, monkeypatch
     card = uploaded["files"]["README.md"].decode()
     assert "| All | 70.00 |" in card and 'inharmony.from_pretrained("me/dirl18")' in card
     assert uploaded["kwargs"]["commit_message"] == "first weights"
+
+
+def test_push_a_hub_folder_with_metrics_written_by_inharmony_test(saved, tmp_path, capsys):
+    from inharmony.cli import main
+    from inharmony.results import write_results
+
+    results = {"HCOCO": {"ap": 0.9, "f1": 0.8, "iou": 0.7}, "All": {"ap": 0.85, "f1": 0.75, "iou": float("nan")}}
+    metrics_json, _ = write_results(results, tmp_path / "test_out")
+    out = tmp_path / "pushed"
+    code = main(["push", str(saved), "--repo-id", "me/x", "--metrics", str(metrics_json), "--out", str(out),
+                 "--dry-run"])
+    assert code == 0, capsys.readouterr().err
+    card = (out / "README.md").read_text()
+    assert "| HCOCO | 90.00 | 0.8000 | 70.00 |" in card and "| All | 85.00 | 0.7500 | – |" in card
+    assert json.loads((out / "config.json").read_text())["model_args"] == TINY

@@ -57,7 +57,7 @@ def normalise_metrics(metrics: Mapping[str, Any] | None) -> dict[str, dict[str, 
 
 def _put(table: dict[str, dict[str, float]], subset: str, metric: str, value: Any) -> None:
     metric = metric.lower()
-    if metric not in _METRIC_KEYS:
+    if metric not in _METRIC_KEYS or value is None:  # None: NaN written as null (e.g. no positive pixel)
         return
     try:
         number = float(value)

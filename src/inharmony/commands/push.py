@@ -11,7 +11,8 @@ EXAMPLE = "inharmony push runs/dirl/checkpoints/best.ckpt --repo-id my-org/dirl-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a .ckpt written by `inharmony fit`")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT",
+                        help="a .ckpt written by `inharmony fit`, or a hub folder (config.json + model.safetensors)")
     parser.add_argument("--repo-id", required=True, help="Hub repository, org/name (created if needed)")
     parser.add_argument("--metrics", default=None, help="metrics.json (e.g. from `inharmony test`) for the card")
     parser.add_argument("--training-data", default=None, help="one line on the training data, for the card")
@@ -25,10 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
     import tempfile
     from pathlib import Path
 
-    from ..hub import load_lightning_checkpoint, save_pretrained
+    from ..hub import CONFIG_NAME, HubConfigError, from_pretrained, load_lightning_checkpoint, save_pretrained
     from ..model_card import read_metrics_file
     from ..models._checkpoint import CheckpointError
     from ..models._offline import HubUnreachableError
@@ -38,8 +40,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         metrics = read_metrics_file(args.metrics) if args.metrics else None
-        model, hparams = load_lightning_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
-    except (CheckpointError, FileNotFoundError, ValueError) as err:
+        if Path(args.checkpoint).is_dir():
+            model = from_pretrained(args.checkpoint)
+            config = json.loads((Path(args.checkpoint) / CONFIG_NAME).read_text(encoding="utf-8"))
+            hparams = {"model": config["architecture"], "model_kwargs": config.get("model_args", {})}
+        else:
+            model, hparams = load_lightning_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
+    except (CheckpointError, HubConfigError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     card = {"repo_id": args.repo_id}
