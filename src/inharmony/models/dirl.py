@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._hub_mixin import HubMixin
 from ._input import check_input
 from ._registry import PretrainedCfg, register_model
 from .encoders import ResNetEncoder
@@ -225,7 +226,7 @@ class GlobalContextDecoder(nn.Module):
         return self.head(_upsample_bilinear(up))
 
 
-class DIRL(nn.Module):
+class DIRL(HubMixin, nn.Module):
     """DIRL network: ResNet encoder → BFI → MDA at every level → GGD → mask.
 
     Args:
@@ -240,6 +241,8 @@ class DIRL(nn.Module):
         attention maps are MDA's spatial gates, bilinearly resized to the input size
         (``align_corners=False``, as in the official code), ordered from the finest level
         (stride 1) to the coarsest (stride 16).
+
+    ``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` come from :class:`HubMixin`.
 
     Example:
         >>> model = DIRL().eval()
