@@ -172,6 +172,18 @@ def test_registry_entry():
         create_model("rsrnet", pretrained=True)
 
 
+def test_save_and_load_pretrained_keeps_options(tmp_path):
+    torch.manual_seed(14)
+    model = _small(iterations=3, scales=(0, 2), upsample="bilinear", combination="average").eval()
+    model.save_pretrained(tmp_path)
+    again = RSRNet.from_pretrained(tmp_path).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        a, b = model(x), again(x)
+    assert len(b["rsr_masks"]) == 3 and again.rsr.scales == (0, 2) and again.rsr.upsample_head is None
+    torch.testing.assert_close(a["mask"], b["mask"])
+
+
 @pytest.mark.parametrize(
     ("x", "message"),
     [

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._hub_mixin import HubMixin
 from ._input import check_input
 from ._registry import PretrainedCfg, register_model
 from ._rsr import RecurrentSelfReasoning, SimilarityReasoning, _check_choice
@@ -126,7 +127,7 @@ class CombinationGate(nn.Module):
         return torch.sigmoid(self.body(torch.cat([feature, mask_dec, mask_rsr], dim=1)))
 
 
-class RSRNet(nn.Module):
+class RSRNet(HubMixin, nn.Module):
     """RSRNet: ResNet encoder → feature heads → RSR module → guided UNet decoder → combination.
 
     Defaults are the full model of the paper. Options reproduce the ablations of Table 2:
@@ -181,7 +182,9 @@ class RSRNet(nn.Module):
         scales: MSM neighbourhood half-sizes ``l`` (paper: 0, 1, 2, 3).
         threshold: ε of eq. (1) (paper: 0.5).
         decoder_channels: Widths of the decoder stages at strides 8, 4, 2, 1.
-        rsr: ``"full"``, ``"similarity_only"`` (row 3) or ``"none"`` (row 1).
+        rsr: ``"full"``, ``"similarity_only"`` (row 3) or ``"none"`` (row 1). The RSR options below
+            (from ``recurrent_unit`` to ``detach_mask``, and ``hidden_dim``/``embed_dim``/``scales``)
+            only apply to ``"full"``.
         recurrent_unit: ``"gru"`` or ``"conv"`` (row 5).
         use_similarity: Feed the MSM to the recurrent unit (``False``: row 6).
         context: ``"conventional"`` (``F_c``) or ``"style"`` (``F_s`` in its place, row 7).
