@@ -75,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..metrics import PerImageAveragePrecision, localization_metrics
 
+    try:
+        import sklearn  # noqa: F401  (the reference implementation)
+    except ImportError:
+        print("inharmony bench metrics compares against scikit-learn: pip install scikit-learn")
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
