@@ -98,7 +98,6 @@ class LocalizationTask(L.LightningModule):
         self.lr_scheduler = lr_scheduler
         self.lr_scheduler_interval = lr_scheduler_interval
         self._eval_seen = 0
-        self._rng_to_restore: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------------------- forward / steps
     def forward(self, image: torch.Tensor) -> dict[str, Any]:
@@ -215,13 +214,12 @@ class LocalizationTask(L.LightningModule):
                 if isinstance(saved, str)
                 else f"{what} does not fit the model {self.model_name!r} ({details})"
             )
-        self._rng_to_restore = checkpoint.get("inharmony_rng")
-
-    def on_train_start(self) -> None:
-        # Restored here, after the sanity check, right before the first resumed epoch draws.
-        if self._rng_to_restore is not None:
-            torch.set_rng_state(self._rng_to_restore["torch"])
-            kind, keys, pos, has_gauss, gauss = self._rng_to_restore["numpy"]
+        rng = checkpoint.get("inharmony_rng")
+        if rng is not None and self._trainer is not None and self.trainer.state.fn == "fit":
+            # Restored now, before Lightning builds the first resumed epoch's loader iterator, so the
+            # iterator's base seed and the shuffle draw what an uninterrupted run would have drawn.
+            # (Not on test/validate, and not in load_from_checkpoint: no hidden global side effect.)
+            torch.set_rng_state(rng["torch"])
+            kind, keys, pos, has_gauss, gauss = rng["numpy"]
             np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-            random.setstate(self._rng_to_restore["python"])
-            self._rng_to_restore = None
+            random.setstate(rng["python"])

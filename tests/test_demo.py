@@ -1,0 +1,73 @@
+"""`inharmony demo`, shortened (2 training steps, a few dozen composites): every artefact is written."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from inharmony.cli import main
+from inharmony.commands.demo import find_config, trivial_scores
+
+
+def test_packaged_demo_config_is_found():
+    config = find_config("demo.yaml")
+    assert config.name == "demo.yaml" and "dirl_resnet18" in config.read_text()
+
+
+def test_trivial_scores_match_formula():
+    import torch
+
+    masks = [torch.zeros(1, 4, 4), torch.zeros(1, 4, 4)]
+    masks[0][0, :2] = 1  # f = 0.5
+    masks[1][0, 0, 0] = 1  # f = 1/16
+    scores = trivial_scores(masks)
+    assert np.isclose(scores["iou"], (0.5 + 1 / 16) / 2)
+    assert np.isclose(scores["ap"], scores["iou"])
+    assert np.isclose(scores["f1"], (2 * 0.5 / 1.5 + 2 / 16 / (1 + 1 / 16)) / 2)
+
+
+def test_short_demo_writes_table_panels_and_report(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(
+        [
+            "demo", "--out", str(out), "--n", "30", "--steps", "2", "--panels", "3",
+            "--", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert str(out / "predictions") in printed and "all foreground" in printed
+
+    results = json.loads((out / "metrics.json").read_text())
+    assert list(results) == ["HSynth", "All"]
+    report = json.loads((out / "demo.json").read_text())
+    assert report["train_steps"] == 2
+    assert report["results"]["All"]["iou"] == results["All"]["iou"]
+    assert "trivial predictor" in (out / "metrics.md").read_text()
+
+    # Test composites come only from photos never used for training.
+    synth = json.loads((out / "data" / "HSynth" / "synth.json").read_text())
+    train_photos = {c["photo"] for c in synth["composites"] if c["split"] == "train"}
+    test_photos = {c["photo"] for c in synth["composites"] if c["split"] == "test"}
+    assert test_photos and not (test_photos & train_photos)
+
+    # The trivial baseline equals the mean foreground fraction of the test masks (read back from disk,
+    # at full size: the demo scores at network size, so allow the resize's rounding).
+    test_names = (out / "data" / "HSynth" / "HSynth_test.txt").read_text().split()
+    fractions = []
+    for name in test_names:
+        stem = name.rsplit("_", 1)[0]
+        mask = cv2.imread(str(out / "data" / "HSynth" / "masks" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
+        fractions.append(float((mask > 127).mean()))
+    assert report["trivial_all_foreground"]["images"] == len(test_names) == int(results["All"]["images"])
+    assert abs(report["trivial_all_foreground"]["iou"] - np.mean(fractions)) < 0.03
+
+    panels = sorted((out / "predictions").glob("*.png"))
+    assert len(panels) == 3
+    width, height = Image.open(panels[0]).size
+    assert width == 3 * height  # image | ground truth | prediction
+    gt = np.asarray(Image.open(panels[0]))[:, height : 2 * height]
+    assert set(np.unique(gt)) <= {0, 255} and gt.max() == 255
