@@ -10,12 +10,12 @@ evaluation steps return.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torch.utils.data import DistributedSampler
 
@@ -23,11 +23,6 @@ from .models import create_model
 from .models._checkpoint import CheckpointError
 
 __all__ = ["LocalizationTask"]
-
-# LightningCLI's ``OptimizerCallable`` / ``LRSchedulerCallable``, spelled out so that this module
-# does not import the CLI machinery (jsonargparse) just for two type aliases.
-OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
-LRSchedulerCallable = Callable[[torch.optim.Optimizer], Any]
 
 
 class LocalizationTask(L.LightningModule):
@@ -68,9 +63,7 @@ class LocalizationTask(L.LightningModule):
     ) -> None:
         super().__init__()
         if lr_scheduler_interval not in ("epoch", "step"):
-            raise ValueError(
-                f"lr_scheduler_interval must be 'epoch' or 'step', got {lr_scheduler_interval!r}"
-            )
+            raise ValueError(f"lr_scheduler_interval must be 'epoch' or 'step', got {lr_scheduler_interval!r}")
         # Callables and modules are not hyper-parameters: LightningCLI records them in config.yaml.
         ignore = ["loss", "optimizer", "lr_scheduler"]
         if isinstance(model, nn.Module):
@@ -83,9 +76,7 @@ class LocalizationTask(L.LightningModule):
         elif isinstance(model, nn.Module):
             if model_kwargs:
                 raise ValueError("model_kwargs only apply when the model is given by name")
-            self.model_name = getattr(
-                getattr(model, "pretrained_cfg", None), "architecture", type(model).__name__
-            )
+            self.model_name = getattr(getattr(model, "pretrained_cfg", None), "architecture", type(model).__name__)
             self.model = model
         else:
             raise TypeError(f"model must be a registered name or an nn.Module, got {type(model).__name__}")
