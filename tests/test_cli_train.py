@@ -184,3 +184,18 @@ def test_resume_matches_uninterrupted_run(fake_ihd, tmp_path, monkeypatch):
     res_state = resumed["optimizer_states"][0]["state"]
     for idx in list(ref_state)[:5]:
         torch.testing.assert_close(res_state[idx]["exp_avg"], ref_state[idx]["exp_avg"], rtol=1e-5, atol=1e-7)
+
+
+def test_predict_with_config_writes_masks(fake_ihd, fitted, tmp_path):
+    from PIL import Image
+
+    from inharmony.commands.train import run_lightning
+
+    _, last = fitted
+    out = tmp_path / "masks"
+    args = [*_fit_args(fake_ihd, tmp_path / "run"), "--ckpt_path", str(last), "--out", str(out)]
+    assert run_lightning("predict", args) == 0
+    masks = sorted(out.rglob("*.png"))
+    assert len(masks) == 6  # the le50 test split, one mask per composite, paths mirrored
+    assert {m.parent.parent.name for m in masks} == {"HCOCO", "HAdobe5k", "HFlickr", "Hday2night"}
+    assert Image.open(masks[0]).size == (32, 32) and Image.open(masks[0]).mode == "L"

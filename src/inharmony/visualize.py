@@ -16,10 +16,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
 
 from .models._registry import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["SamplePredictionsCallback", "denormalize", "prediction_panel", "save_panel"]
+__all__ = ["PredictionMaskWriter", "SamplePredictionsCallback", "denormalize", "prediction_panel", "save_panel"]
 
 
 def denormalize(
@@ -99,3 +100,32 @@ class SamplePredictionsCallback(L.Callback):
         experiment = getattr(trainer.logger, "experiment", None)
         if hasattr(experiment, "add_image"):
             experiment.add_image("samples", grid, step, dataformats="HWC")
+
+
+class PredictionMaskWriter(BasePredictionWriter):
+    """Write each predicted mask (network resolution, 8-bit PNG) under ``out_dir``, mirroring the input paths.
+
+    Used by ``inharmony predict --config ... --out DIR``; for masks at each image's own size use
+    ``inharmony predict IMAGES --weights ...`` (:mod:`inharmony.inference`).
+    """
+
+    def __init__(self, out_dir: str | Path) -> None:
+        super().__init__(write_interval="batch")
+        self.out_dir = Path(out_dir)
+
+    def write_on_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: Any,
+        batch_indices: Sequence[int] | None,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        from PIL import Image
+
+        for mask, path in zip(prediction["mask"], prediction["path"], strict=True):
+            target = (self.out_dir / path).with_suffix(".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(_gray(mask)[..., 0]).save(target)

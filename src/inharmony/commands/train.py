@@ -119,7 +119,8 @@ def _make_cli_class() -> type:
                 "--out",
                 type=str | None,
                 default=None,
-                help="where 'test' writes metrics.json and metrics.md (default: beside the checkpoint)",
+                help="where 'test' writes metrics.json and metrics.md (default: beside the checkpoint); "
+                "where 'predict' writes mask PNGs",
             )
 
     return InharmonyCLI
@@ -197,7 +198,15 @@ def execute(cli: Any, subcommand: str) -> dict[str, Any]:
     if subcommand == "test":
         trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
         return _write_test_results(cli, ckpt_path)
+    from ..visualize import PredictionMaskWriter
+
+    out = cli.config.get("out")
+    if out is None:
+        raise TrainingCommandError("predict with --config needs --out DIR (where the mask PNGs go)")
+    trainer.callbacks.append(PredictionMaskWriter(out))
     trainer.predict(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, return_predictions=False)
+    if trainer.is_global_zero:
+        print(f"wrote predicted masks under {out}")
     return {}
 
 
@@ -223,7 +232,7 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
         return _error(str(err))
     try:
         execute(cli, subcommand)
-    except (DataError, CheckpointError) as err:
+    except (TrainingCommandError, DataError, CheckpointError) as err:
         return _error(str(err))
     except OSError as err:
         if err.errno == errno.ENOSPC:
