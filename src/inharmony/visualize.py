@@ -51,13 +51,19 @@ def prediction_panel(image: torch.Tensor, target: torch.Tensor, pred: torch.Tens
     return np.concatenate([denormalize(image), _gray(target), _gray(pred)], axis=1)
 
 
-def save_panel(path: str | Path, image: torch.Tensor, target: torch.Tensor, pred: torch.Tensor) -> Path:
-    """Write :func:`prediction_panel` as a PNG; returns the path."""
+def save_panel(
+    path: str | Path, image: torch.Tensor, target: torch.Tensor, pred: torch.Tensor, min_height: int = 0
+) -> Path:
+    """Write :func:`prediction_panel` as a PNG, enlarged (nearest, integer factor) to ``min_height``."""
     from PIL import Image
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(prediction_panel(image, target, pred)).save(path)
+    panel = Image.fromarray(prediction_panel(image, target, pred))
+    factor = max(1, -(-min_height // panel.height))
+    if factor > 1:
+        panel = panel.resize((panel.width * factor, panel.height * factor), Image.Resampling.NEAREST)
+    panel.save(path)
     return path
 
 

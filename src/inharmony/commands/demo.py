@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             for image, target, pred, path in zip(batch["image"], batch["mask"], preds, batch["path"], strict=True):
                 masks.append(target)
                 if written < args.panels:
-                    save_panel(out / "predictions" / f"{Path(path).stem}.png", image, target, pred)
+                    save_panel(out / "predictions" / f"{Path(path).stem}.png", image, target, pred, 128)
                     written += 1
 
     trivial = trivial_scores(masks)
