@@ -159,3 +159,18 @@ def test_dataset_items_and_reduced_decoding_flag(fake_ihd):
     assert raw["image"].dtype == np.uint8 and raw["image"].shape[:2] == raw["mask"].shape
     with pytest.raises(IndexError):
         ds[len(ds)]
+
+
+def test_train_augmentation_follows_torch_seed() -> None:
+    """Augmentation draws its randomness from torch's RNG, so seed_everything and resume reproduce it."""
+    transform = train_transform(32)
+    image = (np.random.RandomState(0).rand(64, 80, 3) * 255).astype(np.uint8)
+    mask = np.zeros((64, 80), np.uint8)
+    mask[10:30, 20:50] = 1
+    torch.manual_seed(0)
+    first = [transform(image, mask) for _ in range(6)]
+    torch.manual_seed(0)
+    second = [transform(image, mask) for _ in range(6)]
+    for (img_a, mask_a), (img_b, mask_b) in zip(first, second, strict=True):
+        assert torch.equal(img_a, img_b) and torch.equal(mask_a, mask_b)
+    assert any(not torch.equal(first[0][0], img) for img, _ in first[1:]), "augmentation never varied"

@@ -47,6 +47,10 @@ class PairTransform:
         self.normalize = A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value=255.0)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(self.pipeline, A.Compose):
+            # albumentations seeds itself from OS entropy; drawing its seed from torch's RNG makes
+            # augmentation follow seed_everything (per DataLoader worker too) and resume exactly.
+            self.pipeline.set_random_seed(int(torch.randint(0, 2**31 - 1, ()).item()))
         out = self.pipeline(image=image, mask=mask.astype(np.float32, copy=False))
         image = self.normalize(image=out["image"])["image"]
         mask = (out["mask"] >= self.threshold).astype(np.float32)

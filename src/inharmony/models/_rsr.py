@@ -312,7 +312,9 @@ class RecurrentSelfReasoning(nn.Module):
 
     def _upsample(self, mask: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         if self.upsample_head is not None:
-            return convex_upsample(mask, self.upsample_head(hidden), self.factor)
+            # A convex combination of values in [0, 1] is in [0, 1], but float rounding of the
+            # weighted sum can overshoot by an ulp, which binary cross-entropy refuses.
+            return convex_upsample(mask, self.upsample_head(hidden), self.factor).clamp(0.0, 1.0)
         return F.interpolate(mask, scale_factor=self.factor, mode="bilinear", align_corners=False)
 
 
