@@ -77,3 +77,36 @@ def test_ddp_fit_and_test_match_single_process(fake_ihd, tmp_path):
     for subset in single:
         for metric in ("ap", "f1", "iou"):
             assert ddp[subset][metric] == pytest.approx(single[subset][metric], abs=1e-5), (subset, metric)
+
+
+def test_ddp_test_on_streaming_chunks_scores_every_image_once(fake_ihd, tmp_path):
+    """The litdata source under two-process DDP gives the folder source's single-process table."""
+    from inharmony.data.streaming import optimize_ihd
+
+    chunks = tmp_path / "chunks"
+    optimize_ihd(fake_ihd, chunks, le50=False, val_fraction=0.2, seed=0)
+    folder = ["--data.root", str(fake_ihd)]
+    run_dir = tmp_path / "run"
+    fit_args = [*COMMON, *folder, "--trainer.devices", "1", "--trainer.default_root_dir", str(run_dir)]
+    assert main(["fit", *fit_args, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0"]) == 0
+    last = sorted(run_dir.rglob("last.ckpt"))
+    assert len(last) == 1
+
+    stream_out = tmp_path / "stream_table"
+    streaming = ["--data.streaming", str(chunks)]
+    _ddp(
+        "test",
+        [*streaming, "--trainer.default_root_dir", str(tmp_path / "t"), "--ckpt_path", str(last[0]),
+         "--out", str(stream_out)],
+        tmp_path,
+    )
+    single_out = tmp_path / "single_table"
+    args = [*COMMON, *folder, "--trainer.devices", "1", "--trainer.default_root_dir", str(tmp_path / "s")]
+    assert main(["test", *args, "--ckpt_path", str(last[0]), "--out", str(single_out)]) == 0
+
+    stream = json.loads((stream_out / "metrics.json").read_text())
+    single = json.loads((single_out / "metrics.json").read_text())
+    assert [int(r["images"]) for r in stream.values()] == TEST_COUNTS
+    for subset in single:
+        for metric in ("ap", "f1", "iou"):
+            assert stream[subset][metric] == pytest.approx(single[subset][metric], abs=1e-5), (subset, metric)
