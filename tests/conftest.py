@@ -151,3 +151,14 @@ def fake_ihd(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fake_ihd_spec(fake_ihd: Path) -> list[FakeComposite]:
     """What ``fake_ihd`` holds: one :class:`FakeComposite` per composite image."""
     return fake_ihd_plan()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: two OpenMP threads on a busy 2-core machine spin-wait, ~10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
