@@ -8,11 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from inharmony.convert import (
-    OfficialCheckpointError,
-    dirl_to_official_state_dicts,
-    load_official_dirl,
-)
+from inharmony.converters import dirl_to_official_state_dicts, load_official_dirl
+from inharmony.errors import OfficialCheckpointError
 from inharmony.models.dirl import DIRL
 from official_dirl_reference import official_dirl_forward
 

@@ -21,11 +21,9 @@ from safetensors.torch import load_file
 
 import inharmony
 from inharmony import hub
+from inharmony.errors import CheckpointError, HubUnreachableError
 from inharmony.hub import HubConfigError
-from inharmony.models import DIRL
-from inharmony.models._checkpoint import CheckpointError
-from inharmony.models._hub_mixin import HubMixin, init_kwargs
-from inharmony.models._offline import HubUnreachableError
+from inharmony.models import DIRL, HubMixin
 
 TINY = {"decoder_channels": 8}
 SHA = "0123456789abcdef0123456789abcdef01234567"  # a commit hash, as the cache names snapshots
@@ -178,6 +176,11 @@ def test_pretrained_true_without_published_weights_says_so():
 # --------------------------------------------------------------------------- HubMixin
 
 
+def init_kwargs(model):
+    """The constructor arguments huggingface_hub's mixin recorded (``None`` if none were)."""
+    return model._hub_mixin_config
+
+
 class _RecordingDIRL(DIRL, HubMixin):
     """DIRL with the mixin, as the registered classes use it."""
 
@@ -208,7 +211,7 @@ def test_registered_models_have_save_pretrained(name, tmp_path):
 
 def test_unrecorded_or_wrong_arguments_are_refused_at_save_time(tiny, tmp_path):
     plain = DIRL(backbone="resnet18", decoder_channels=8)
-    del plain.__dict__["_hub_init_kwargs"]  # as a model class without HubMixin would be
+    plain._hub_mixin_config = None  # as when nothing was recorded
     assert init_kwargs(plain) is None
     with pytest.raises(ValueError, match="were not recorded"):
         hub.save_pretrained(plain, tmp_path / "a", model_name="dirl_resnet18")
@@ -235,7 +238,7 @@ def test_fresh_process_folder_and_offline_cache(saved, tiny, x, tmp_path):
     code = (
         "import dataclasses, time, numpy as np, torch, inharmony\n"
         "from inharmony import hub\n"
-        "from inharmony.models._offline import HubUnreachableError\n"
+        "from inharmony.errors import HubUnreachableError\n"
         f"x = torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r}))\n"
         f"local = inharmony.from_pretrained({str(saved)!r})\n"
         "assert not local.training\n"
@@ -418,7 +421,7 @@ def test_push_bad_inputs(tmp_path, lightning_ckpt, capsys):
 
 def test_convert_dirl_official_writes_a_loadable_folder(tmp_path, capsys):
     from inharmony.cli import main
-    from inharmony.convert import dirl_to_official_state_dicts
+    from inharmony.converters import dirl_to_official_state_dicts
 
     model = _randomise_bn(inharmony.create_model("dirl"))
     encoder, decoder = dirl_to_official_state_dicts(model)
@@ -451,7 +454,7 @@ def test_push_to_hub_uploads_config_weights_and_card(tiny, tmp_path, monkeypatch
     """The upload path up to the HTTP calls: HfApi is replaced by a recorder (no network here)."""
     import huggingface_hub.hub_mixin as hub_mixin
 
-    from inharmony.models import _offline
+    from inharmony.models import _hub
 
     uploaded = {}
 
@@ -469,7 +472,7 @@ def test_push_to_hub_uploads_config_weights_and_card(tiny, tmp_path, monkeypatch
             return f"https://huggingface.co/{repo_id}/commit/abc"
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(_offline, "_hub_is_reachable", lambda timeout: True)
+    monkeypatch.setattr(_hub, "hub_is_reachable", lambda timeout=3.0: True)
     monkeypatch.setattr(hub_mixin, "HfApi", RecordingApi)
     url = hub.push_to_hub(
         tiny, "me/dirl18", model_kwargs=TINY, metrics={"ap": 0.7}, private=True, commit_message="first weights"

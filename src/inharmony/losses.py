@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -32,6 +33,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "DIRLLoss",
+    "MaskLoss",
     "RSRNetLoss",
     "bce_loss",
     "gaussian_window",
@@ -176,6 +178,19 @@ def _maps(outputs: dict, key: str, owner: str) -> list[Tensor]:
     return [maps] if isinstance(maps, Tensor) else list(maps)
 
 
+class MaskLoss(nn.Module):
+    """ℓ = BCE + SSIM + IoU (:func:`structure_loss`) on ``outputs["mask"]`` alone: the loss of a plain localizer.
+
+    Example:
+        >>> target = torch.zeros(1, 1, 16, 16)
+        >>> sorted(MaskLoss()({"mask": torch.full_like(target, 0.5)}, target))
+        ['loss']
+    """
+
+    def forward(self, outputs: dict, target: Tensor) -> dict[str, Tensor]:
+        return {"loss": structure_loss(_maps(outputs, "mask", "MaskLoss")[0], target)}
+
+
 class DIRLLoss(nn.Module):
     """DIRL's training loss (official code): ℓ(mask) and ℓ of every MDA attention map.
 
@@ -253,18 +268,19 @@ class RSRNetLoss(nn.Module):
 
 
 def loss_for_model(name: str) -> nn.Module:
-    """The default loss recipe of a registered model name (``dirl*`` → DIRL, ``rsrnet*`` → RSRNet).
+    """The default loss recipe of a registered model, as its registry entry names it (``default_loss``).
 
     Example:
         >>> type(loss_for_model("dirl_resnet18")).__name__
         'DIRLLoss'
     """
-    key = name.lower()
-    if key.startswith("rsrnet"):
-        return RSRNetLoss()
-    if key.startswith("dirl"):
-        return DIRLLoss()
-    raise ValueError(
-        f"no default loss for model {name!r}; known families: 'dirl*' (DIRLLoss), 'rsrnet*' (RSRNetLoss). "
-        "Pass a loss module explicitly."
-    )
+    from .models import get_pretrained_cfg  # the registry: the one place that says which loss a model trains with
+
+    cfg = get_pretrained_cfg(name)
+    if not cfg.default_loss:
+        raise ValueError(f"model {name!r} registers no default loss (PretrainedCfg.default_loss); pass a loss module")
+    module_name, _, class_name = cfg.default_loss.rpartition(".")
+    loss_class = getattr(importlib.import_module(module_name), class_name, None)
+    if loss_class is None:
+        raise ValueError(f"the default loss of {name!r}, {cfg.default_loss!r}, does not exist")
+    return loss_class()

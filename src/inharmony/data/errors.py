@@ -1,9 +1,7 @@
-"""The error raised for bad iHarmony4 input (missing files, unreadable images, mismatched pairs)."""
+"""Deprecated location of :class:`~inharmony.errors.DataError`; import it from :mod:`inharmony.errors`."""
 
 from __future__ import annotations
 
+from ..errors import DataError
+
 __all__ = ["DataError"]
-
-
-class DataError(ValueError):
-    """A problem with the dataset on disk: the message names the file and says what to do."""

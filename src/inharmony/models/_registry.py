@@ -1,10 +1,12 @@
 """Model registry: entry functions, one frozen config per weight tag, and ``create_model``.
 
 The registry follows timm's habit: every architecture registers an *entry function*
-``fn(**kwargs) -> nn.Module``, and every set of published weights is described by a small
-frozen :class:`PretrainedCfg` keyed by ``"<model>.<tag>"``. Weights are loaded by
-:func:`create_model`, never inside a model's ``__init__``, so building a model from a
-saved configuration can never trigger a download.
+``fn(**kwargs) -> nn.Module``, and every set of weights is described by a small frozen
+:class:`PretrainedCfg` keyed by ``"<model>.<tag>"``. The registry is the single source of the
+per-model facts every other layer reads: input size, normalisation, size multiple, default loss
+recipe, which constructor arguments download, and where published weights live. Weights are
+loaded by :func:`~inharmony.models.create_model` (``_builder.py``), never inside a model's
+``__init__``, so building a model from a saved configuration can never trigger a download.
 """
 
 from __future__ import annotations
@@ -17,21 +19,19 @@ from typing import Any
 
 from torch import nn
 
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..errors import UnknownModelError
+
 __all__ = [
     "PretrainedCfg",
-    "PretrainedWeightsUnavailableError",
-    "create_model",
+    "get_entrypoint",
     "get_pretrained_cfg",
     "is_model",
     "list_models",
     "list_pretrained",
     "register_model",
-    "set_pretrained_loader",
     "split_model_name",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,11 @@ class PretrainedCfg:
         license: Licence of the weights.
         metrics: Reference scores of the weights (AP %, F1, IoU %), if known.
         notes: Free text, e.g. how the weights were obtained.
+        size_multiple: Height and width the network takes must be multiples of this.
+        default_loss: Dotted path of the training loss recipe (an ``nn.Module`` class taking no
+            arguments), read by :func:`inharmony.losses.loss_for_model`.
+        download_args: Constructor arguments that fetch weights when true (e.g. an ImageNet
+            backbone). A saved config forces them off: the weights are in the saved file.
     """
 
     architecture: str
@@ -65,6 +70,9 @@ class PretrainedCfg:
     license: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
     notes: str = ""
+    size_multiple: int = 16
+    default_loss: str = ""
+    download_args: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -78,14 +86,9 @@ class PretrainedCfg:
         return out
 
 
-class PretrainedWeightsUnavailableError(RuntimeError):
-    """Raised when ``pretrained=True`` asks for weights that are not published or not reachable."""
-
-
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 _PRETRAINED_CFGS: dict[str, dict[str, PretrainedCfg]] = {}
 _DEFAULT_TAGS: dict[str, str] = {}
-_PRETRAINED_LOADER: Callable[[nn.Module, PretrainedCfg], None] | None = None
 
 
 def register_model(
@@ -131,9 +134,9 @@ def split_model_name(model_name: str) -> tuple[str, str | None]:
     return architecture, (tag or None)
 
 
-def _unknown_model_error(architecture: str) -> ValueError:
+def _unknown_model_error(architecture: str) -> UnknownModelError:
     known = ", ".join(sorted(_ENTRYPOINTS)) or "(none)"
-    return ValueError(f"unknown model {architecture!r}; registered models: {known}")
+    return UnknownModelError(f"unknown model {architecture!r}; registered models: {known}")
 
 
 def is_model(model_name: str) -> bool:
@@ -166,71 +169,13 @@ def get_pretrained_cfg(model_name: str) -> PretrainedCfg:
     cfgs = _PRETRAINED_CFGS[architecture]
     if tag not in cfgs:
         known = ", ".join(repr(t) for t in cfgs) or "(none)"
-        raise ValueError(f"model {architecture!r} has no weight tag {tag!r}; known tags: {known}")
+        raise UnknownModelError(f"model {architecture!r} has no weight tag {tag!r}; known tags: {known}")
     return cfgs[tag]
 
 
-def set_pretrained_loader(loader: Callable[[nn.Module, PretrainedCfg], None] | None) -> None:
-    """Install the function that fills a model with the weights a config points at.
-
-    The loader lives outside ``inharmony.models`` (it needs ``huggingface_hub``); the hub
-    layer installs it when imported.
-    """
-    global _PRETRAINED_LOADER
-    _PRETRAINED_LOADER = loader
-
-
-def _load_pretrained(model: nn.Module, cfg: PretrainedCfg) -> None:
-    if cfg.hf_hub_id is None:
-        raise PretrainedWeightsUnavailableError(
-            f"no published weights for {cfg.name!r} yet. Load weights you have instead: "
-            f"inharmony.from_pretrained('path/to/hub_folder'), "
-            f"inharmony.convert.load_official_dirl('path/to/official_checkpoints') for the authors' "
-            f"DIRL checkpoint, or create_model({cfg.architecture!r}, checkpoint_path='model.safetensors')."
-        )
-    if _PRETRAINED_LOADER is None:
-        raise PretrainedWeightsUnavailableError(
-            f"loading {cfg.name!r} from {cfg.hf_hub_id!r} needs the hub layer; import inharmony first"
-        )
-    _PRETRAINED_LOADER(model, cfg)
-
-
-def create_model(
-    model_name: str,
-    pretrained: bool = False,
-    checkpoint_path: str | None = None,
-    **kwargs: Any,
-) -> nn.Module:
-    """Build a registered model, optionally with weights.
-
-    Args:
-        model_name: ``"dirl"`` or ``"dirl.<tag>"``; see :func:`list_models` and :func:`list_pretrained`.
-        pretrained: Load the published weights of the tag. Never the default: building a model
-            must not download anything unless asked to.
-        checkpoint_path: A local ``.safetensors`` or ``.pt``/``.pth`` state dict to load instead.
-        **kwargs: Constructor arguments of the architecture, e.g. ``pretrained_backbone=True``.
-
-    Returns:
-        The model, with ``model.pretrained_cfg`` set. It is in training mode, as in timm.
-
-    Example:
-        >>> import inharmony
-        >>> model = inharmony.create_model("dirl")
-        >>> model.pretrained_cfg.input_size
-        (3, 224, 224)
-    """
+def get_entrypoint(model_name: str) -> Callable[..., nn.Module]:
+    """The entry function registered for ``model_name`` (a tag, if any, is ignored)."""
     architecture, _ = split_model_name(model_name)
     if architecture not in _ENTRYPOINTS:
         raise _unknown_model_error(architecture)
-    cfg = get_pretrained_cfg(model_name)
-    model = _ENTRYPOINTS[architecture](**kwargs)
-    model.pretrained_cfg = cfg
-    if pretrained and checkpoint_path is not None:
-        raise ValueError("give either pretrained=True or checkpoint_path, not both")
-    if pretrained:
-        _load_pretrained(model, cfg)
-    elif checkpoint_path is not None:
-        from ._checkpoint import load_state_dict_file
-
-        load_state_dict_file(model, checkpoint_path)
-    return model
+    return _ENTRYPOINTS[architecture]

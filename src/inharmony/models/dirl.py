@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._hub_mixin import HubMixin
+from ._hub import HubMixin
 from ._input import check_input
 from ._registry import PretrainedCfg, register_model
 from .encoders import ResNetEncoder
@@ -278,16 +278,28 @@ class DIRL(HubMixin, nn.Module):
         return {"mask": mask, "attention": maps}
 
 
-_DIRL_CFG = dict(
+# Facts every tag of the family shares: the registry hands them to the hub, data, loss and export layers.
+_FAMILY = dict(
     paper=DIRL_PAPER,
     paper_url=DIRL_PAPER_URL,
-    license="cc-by-nc-4.0",
-    metrics={"ap": 80.02, "f1": 0.7317, "iou": 67.85},
-    notes="Reference scores: iHarmony4 le50 test split, as reported in the paper.",
+    size_multiple=SIZE_MULTIPLE,
+    default_loss="inharmony.losses.DIRLLoss",
+    download_args=("pretrained_backbone",),
 )
 
 
-@register_model(pretrained_cfgs=[PretrainedCfg("dirl", tag="ihd_le50", **_DIRL_CFG)])
+@register_model(
+    pretrained_cfgs=[
+        PretrainedCfg(
+            "dirl",
+            tag="ihd_le50",
+            license="cc-by-nc-4.0",
+            metrics={"ap": 80.02, "f1": 0.7317, "iou": 67.85},
+            notes="Reference scores: iHarmony4 le50 test split, as reported in the paper.",
+            **_FAMILY,
+        )
+    ]
+)
 def dirl(**kwargs) -> DIRL:
     """DIRL with a ResNet34 encoder and 32-channel decoder, as the official code trains it."""
     return DIRL(**{"backbone": "resnet34", "decoder_channels": 32, **kwargs})
@@ -297,10 +309,9 @@ def dirl(**kwargs) -> DIRL:
     pretrained_cfgs=[
         PretrainedCfg(
             "dirl_resnet18",
-            paper=DIRL_PAPER,
-            paper_url=DIRL_PAPER_URL,
             license="apache-2.0",
             notes="Lighter variant (ResNet18 encoder), not in the paper; for CPU demos.",
+            **_FAMILY,
         )
     ]
 )

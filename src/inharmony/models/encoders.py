@@ -16,7 +16,7 @@ import torch
 from timm.models.resnet import BasicBlock
 from torch import nn
 
-from ._offline import ensure_hub_file_available
+from ._download import ensure_hub_file_available
 
 __all__ = ["BACKBONE_WEIGHTS", "ResNetEncoder"]
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._hub_mixin import HubMixin
+from ._hub import HubMixin
 from ._input import check_input
 from ._registry import PretrainedCfg, register_model
 from ._rsr import RecurrentSelfReasoning, SimilarityReasoning, _check_choice
@@ -302,19 +302,31 @@ class RSRNet(HubMixin, nn.Module):
         return out
 
 
-_RSRNET_CFG = dict(
+# Facts every tag of the family shares: the registry hands them to the hub, data, loss and export layers.
+_FAMILY = dict(
     paper=RSRNET_PAPER,
     paper_url=RSRNET_PAPER_URL,
-    license="cc-by-nc-4.0",
-    metrics={"ap": 82.57, "f1": 0.7607, "iou": 71.63},
-    notes=(
-        "Reference scores: iHarmony4 le50 test split, as reported in the paper (Table 1). The authors "
-        "released no code or weights; weights of this implementation are not published yet."
-    ),
+    size_multiple=SIZE_MULTIPLE,
+    default_loss="inharmony.losses.RSRNetLoss",
+    download_args=("pretrained_backbone",),
 )
 
 
-@register_model(pretrained_cfgs=[PretrainedCfg("rsrnet", tag="ihd_le50", **_RSRNET_CFG)])
+@register_model(
+    pretrained_cfgs=[
+        PretrainedCfg(
+            "rsrnet",
+            tag="ihd_le50",
+            license="cc-by-nc-4.0",
+            metrics={"ap": 82.57, "f1": 0.7607, "iou": 71.63},
+            notes=(
+                "Reference scores: iHarmony4 le50 test split, as reported in the paper (Table 1). The authors "
+                "released no code or weights; weights of this implementation are not published yet."
+            ),
+            **_FAMILY,
+        )
+    ]
+)
 def rsrnet(**kwargs) -> RSRNet:
     """RSRNet with a ResNet34 encoder and K = 12 RSR iterations, as in the paper."""
     return RSRNet(**{"backbone": "resnet34", **kwargs})
@@ -324,10 +336,9 @@ def rsrnet(**kwargs) -> RSRNet:
     pretrained_cfgs=[
         PretrainedCfg(
             "rsrnet_resnet18",
-            paper=RSRNET_PAPER,
-            paper_url=RSRNET_PAPER_URL,
             license="apache-2.0",
             notes="Lighter variant (ResNet18 encoder), not in the paper; for CPU experiments.",
+            **_FAMILY,
         )
     ]
 )

@@ -1,0 +1,133 @@
+"""Checkpoints written by ``inharmony fit`` (Lightning ``.ckpt`` of a ``LocalizationTask``) → the bare network.
+
+This is the one place that reads a Lightning checkpoint: :func:`inharmony.load`, ``inharmony push``
+and the training commands' ``--ckpt_path`` check all call :func:`read_lightning_checkpoint`. It
+needs only torch: the task saves the model name and ``model_kwargs`` as hyper-parameters and the
+network's weights under ``"model.<key>"``, so no Lightning import is needed to rebuild it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+from ..models import create_model, get_pretrained_cfg, load_state_dict_strict
+from ._registry import Converter, register_converter
+
+__all__ = ["is_lightning_checkpoint", "load_lightning_checkpoint", "read_lightning_checkpoint"]
+
+
+def read_lightning_checkpoint(path: str | os.PathLike[str], *, trust: bool = False) -> dict[str, Any]:
+    """The payload of a Lightning checkpoint, loaded with ``weights_only=True`` unless ``trust``.
+
+    Args:
+        path: A ``.ckpt`` file.
+        trust: Allow arbitrary pickled objects (``weights_only=False``). Only for files you made.
+
+    Returns:
+        The checkpoint dict (``state_dict``, ``hyper_parameters``, ``epoch``, ...), tensors on the CPU.
+
+    Raises:
+        CheckpointError: the file is missing, corrupt or truncated, holds pickled objects (and
+            ``trust`` is off), or is not a Lightning checkpoint (no ``state_dict``).
+
+    Example:
+        >>> payload = read_lightning_checkpoint("runs/dirl/checkpoints/last.ckpt")  # doctest: +SKIP
+        >>> payload["hyper_parameters"]["model"]  # doctest: +SKIP
+        'dirl'
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):
+            raise CheckpointError(_corrupt(path, err)) from err
+        raise CheckpointError(
+            f"{path} holds Python objects beyond tensors and plain containers, so it was not loaded with "
+            f"weights_only=True ({str(err).splitlines()[0]}). If you wrote this checkpoint yourself, pass "
+            "trust=True (CLI: --trust-checkpoint)."
+        ) from err
+    except Exception as err:
+        raise CheckpointError(_corrupt(path, err)) from err
+    if not isinstance(payload, Mapping) or "state_dict" not in payload:
+        raise CheckpointError(
+            f"{path} is not a Lightning checkpoint (no 'state_dict'). For bare network weights use "
+            f"inharmony.load('<model>', weights='{path}') or 'inharmony predict --weights {path}'."
+        )
+    return dict(payload)
+
+
+def _corrupt(path: str, err: Exception) -> str:
+    first = str(err).splitlines()[0] if str(err) else ""
+    return (
+        f"cannot read checkpoint {path}: it is corrupt, truncated or not a PyTorch file "
+        f"({type(err).__name__}: {first}). Use an intact copy, e.g. the run's last.ckpt."
+    )
+
+
+def load_lightning_checkpoint(path: str | os.PathLike[str], *, trust: bool = False) -> tuple[nn.Module, dict]:
+    """Rebuild the bare network from a ``LocalizationTask`` checkpoint (``.ckpt``).
+
+    Args:
+        path: The ``.ckpt`` file written by ``inharmony fit``.
+        trust: See :func:`read_lightning_checkpoint`.
+
+    Returns:
+        ``(model in eval mode, hyper_parameters)``.
+
+    Example:
+        >>> model, hparams = load_lightning_checkpoint("runs/dirl/checkpoints/best.ckpt")  # doctest: +SKIP
+    """
+    path = os.fspath(path)
+    payload = read_lightning_checkpoint(path, trust=trust)
+    hparams = dict(payload.get("hyper_parameters") or {})
+    name = hparams.get("model")
+    if not isinstance(name, str):
+        raise CheckpointError(
+            f"{path} does not record a registered model name in its hyper-parameters (found model={name!r}); "
+            "it was trained with a ready nn.Module. Rebuild that module yourself and call its save_pretrained."
+        )
+    kwargs = dict(hparams.get("model_kwargs") or {})
+    for flag in get_pretrained_cfg(name).download_args:
+        if kwargs.get(flag):
+            kwargs[flag] = False  # the trained weights replace the ImageNet initialisation anyway
+    model = create_model(name, **kwargs)
+    state = {k.removeprefix("model."): v for k, v in payload["state_dict"].items() if k.startswith("model.")}
+    if not state:
+        raise CheckpointError(f"{path} has no 'model.*' weights in its state_dict")
+    load_state_dict_strict(model, state, path)
+    return model.eval(), hparams
+
+
+def is_lightning_checkpoint(source: str) -> bool:
+    """Whether ``source`` is a file named ``*.ckpt``."""
+    return Path(source).suffix == ".ckpt" and os.path.isfile(source)
+
+
+def _load(source: str, architecture: str, *, trust: bool = False) -> nn.Module:
+    model, hparams = load_lightning_checkpoint(source, trust=trust)
+    if model.pretrained_cfg.architecture != architecture:
+        raise CheckpointError(
+            f"{source} was trained as {hparams.get('model')!r}, not {architecture!r}; "
+            f"use --model {hparams.get('model')}"
+        )
+    return model
+
+
+register_converter(
+    Converter(
+        name="lightning",
+        description="a Lightning .ckpt written by 'inharmony fit'",
+        detect=is_lightning_checkpoint,
+        load=_load,
+    )
+)

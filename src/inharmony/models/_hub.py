@@ -1,0 +1,477 @@
+"""The Hugging Face Hub format of every architecture: one ``PyTorchModelHubMixin`` subclass.
+
+Every registered architecture inherits :class:`HubMixin` (as smp's architectures inherit its
+``SMPHubMixin``), so each model has ``save_pretrained``, ``push_to_hub`` and ``from_pretrained``.
+The mixin records the constructor arguments when a model is created; a saved model is a folder (or
+Hub repository) with three files:
+
+* ``config.json``: ``{"architecture", "model_args", "pretrained_cfg", "inharmony_version",
+  "format_version"}``. ``model_args`` are the recorded constructor arguments, with the registry's
+  ``download_args`` (e.g. ``pretrained_backbone``) forced off: the encoder's ImageNet weights are
+  already inside ``model.safetensors``, and loading a model must never start a download.
+* ``model.safetensors``: the network's state dict, loaded back strictly (every missing, unexpected
+  or misshapen key named).
+* ``README.md``: the model card (:mod:`inharmony.model_card`), with the paper, licence and metrics.
+
+Example:
+    >>> import inharmony
+    >>> model = inharmony.create_model("dirl_resnet18")
+    >>> model.save_pretrained("my_dirl", metrics={"ap": 0.8})  # doctest: +SKIP
+    >>> same = inharmony.from_pretrained("my_dirl")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import ModelCard, PyTorchModelHubMixin
+from safetensors.torch import load_file
+from torch import nn
+
+from ..errors import CheckpointError, HubConfigError, HubUnreachableError, UnknownModelError
+from ..version import __version__
+from ._builder import WEIGHTS_NAME, create_model
+from ._checkpoint import load_state_dict_strict
+from ._download import download_hub_file, hub_is_reachable, offline_mode
+from ._registry import PretrainedCfg, get_pretrained_cfg, is_model, list_models, split_model_name
+
+__all__ = ["CONFIG_NAME", "FORMAT_VERSION", "WEIGHTS_NAME", "HubMixin", "from_pretrained", "looks_like_hub_id"]
+
+CONFIG_NAME = "config.json"
+FORMAT_VERSION = 1
+REPO_URL = "https://github.com/inharmony/inharmony"
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def looks_like_hub_id(text: str) -> bool:
+    """``org/name`` that is not an existing path; ``./x``, ``/x`` and ``a/b/c`` are paths.
+
+    Example:
+        >>> looks_like_hub_id("bcmi/dirl"), looks_like_hub_id("/tmp/x")
+        (True, False)
+    """
+    return not os.path.exists(text) and _HUB_ID.fullmatch(text) is not None
+
+
+class HubMixin(
+    PyTorchModelHubMixin,
+    library_name="inharmony",
+    repo_url=REPO_URL,
+    tags=["inharmonious-region-localization", "image-composition"],
+    pipeline_tag="image-segmentation",
+):
+    """Hub-format save, load and upload for every architecture (``class DIRL(HubMixin, nn.Module)``).
+
+    ``huggingface_hub``'s mixin records the JSON-serialisable constructor arguments when the model
+    is created (``self._hub_mixin_config``); they become ``config.json``'s ``model_args``. Loading
+    rebuilds the model through the registry and loads its weights strictly.
+
+    Example:
+        >>> model = inharmony.create_model("dirl_resnet18")  # doctest: +SKIP
+        >>> model.save_pretrained("my_dirl", metrics={"ap": 0.80, "f1": 0.73, "iou": 0.68})  # doctest: +SKIP
+        >>> same = type(model).from_pretrained("my_dirl")  # doctest: +SKIP
+    """
+
+    # ------------------------------------------------------------------ config.json
+
+    def hub_config(
+        self,
+        model_name: str | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | list | None = None,
+    ) -> dict[str, Any]:
+        """The ``config.json`` dict for this model.
+
+        The constructor arguments come from ``model_kwargs`` if given, else from those recorded when
+        the model was built. Either way the model is rebuilt from them on the ``meta`` device and its
+        parameter names and shapes are compared with this model's, so a config that would not load
+        back is caught at save time.
+
+        Raises:
+            ValueError: the architecture is unknown, the arguments were not recorded, an argument is
+                not JSON-serialisable, or the arguments do not rebuild this model.
+        """
+        architecture = _architecture_of(self, model_name)
+        recorded = self._hub_mixin_config
+        if model_kwargs is None and not isinstance(recorded, Mapping):
+            # Defaults would be a guess: arguments such as RSRNet's `iterations` change the outputs but
+            # not the parameters, so no check could catch a wrong guess.
+            raise ValueError(
+                f"the constructor arguments of this {type(self).__name__} were not recorded; pass "
+                f"model_kwargs={{...}} with the arguments it was built with ({{}} for {architecture!r}'s defaults)"
+            )
+        source = "model_kwargs" if model_kwargs is not None else "recorded"
+        registry_cfg = get_pretrained_cfg(architecture)
+        args = _without_downloads(dict(model_kwargs if model_kwargs is not None else recorded), registry_cfg)
+        try:
+            json.dumps(args)
+        except TypeError as err:
+            raise ValueError(f"constructor arguments of {architecture!r} are not JSON-serialisable: {err}") from err
+        with torch.device("meta"):
+            expected = _shapes(create_model(architecture, **args))
+        actual = _shapes(self)
+        if expected != actual:
+            differing = sorted(set(expected) ^ set(actual)) or [k for k in expected if expected[k] != actual.get(k)]
+            hint = "check model_name and model_kwargs" if source == "model_kwargs" else "pass model_kwargs={...}"
+            raise ValueError(
+                f"{architecture!r} built with {args} ({source}) does not have this model's parameters "
+                f"(first differences: {', '.join(differing[:5])}); {hint}"
+            )
+        own_cfg = getattr(self, "pretrained_cfg", None)
+        if isinstance(own_cfg, PretrainedCfg) and own_cfg.architecture == architecture:
+            registry_cfg = own_cfg
+        cfg = registry_cfg.to_dict()
+        if metrics:
+            from ..model_card import normalise_metrics  # the card renderer; imported only when saving
+
+            overall = normalise_metrics(metrics).get("All")
+            if overall:
+                cfg["metrics"] = overall
+        return {
+            "architecture": architecture,
+            "model_args": args,
+            "pretrained_cfg": cfg,
+            "inharmony_version": __version__,
+            "format_version": FORMAT_VERSION,
+        }
+
+    # ------------------------------------------------------------------ save / push
+
+    def save_pretrained(  # type: ignore[override]
+        self,
+        save_directory: str | os.PathLike[str],
+        *,
+        config: dict[str, Any] | None = None,
+        model_name: str | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | list | None = None,
+        model_card_kwargs: Mapping[str, Any] | None = None,
+        push_to_hub: bool = False,
+        repo_id: str | None = None,
+        **push_kwargs: Any,
+    ) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card into a folder.
+
+        Args:
+            save_directory: Folder to write; created if needed. An existing model card is replaced.
+            config: A ready ``config.json`` dict (default: :meth:`hub_config`).
+            model_name: Registered name, if ``model.pretrained_cfg`` does not say it.
+            model_kwargs: Constructor arguments, if they were not recorded when the model was built.
+            metrics: Test scores for the model card and ``config.json``, in any layout
+                :func:`inharmony.model_card.normalise_metrics` accepts.
+            model_card_kwargs: Extra arguments of :func:`inharmony.model_card.render_model_card`.
+            push_to_hub: Also upload the folder to ``repo_id``.
+            repo_id: Hub repository for ``push_to_hub``.
+            **push_kwargs: ``huggingface_hub`` upload arguments (``private``, ``token``, ...).
+
+        Returns:
+            The folder.
+        """
+        folder = Path(save_directory)
+        config = config if config is not None else self.hub_config(model_name, model_kwargs, metrics)
+        card_kwargs = _card_kwargs(config, metrics, model_card_kwargs, repo_id)
+        (folder / "README.md").unlink(missing_ok=True)  # the mixin keeps an existing card; ours must be current
+        super().save_pretrained(folder, config=config, model_card_kwargs=card_kwargs)
+        if push_to_hub:
+            if not repo_id:
+                raise ValueError("push_to_hub=True needs repo_id='org/name'")
+            self.push_to_hub(repo_id, config=config, metrics=metrics, model_card_kwargs=model_card_kwargs,
+                             **push_kwargs)
+        return folder
+
+    def push_to_hub(  # type: ignore[override]
+        self,
+        repo_id: str,
+        *,
+        config: dict[str, Any] | None = None,
+        model_name: str | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | list | None = None,
+        model_card_kwargs: Mapping[str, Any] | None = None,
+        **push_kwargs: Any,
+    ) -> str:
+        """Upload the model (config, safetensors weights, model card) to the Hub repository ``repo_id``.
+
+        Fails within seconds, with what to do instead, when the Hub is unreachable or
+        ``HF_HUB_OFFLINE`` is set. Other keyword arguments go to ``huggingface_hub`` (``private``,
+        ``token``, ``branch``, ``commit_message``, ...). Returns the commit URL.
+        """
+        _require_network(repo_id)
+        config = config if config is not None else self.hub_config(model_name, model_kwargs, metrics)
+        card_kwargs = _card_kwargs(config, metrics, model_card_kwargs, repo_id)
+        return super().push_to_hub(repo_id, config=config, model_card_kwargs=card_kwargs, **push_kwargs)
+
+    def generate_model_card(self, *args: Any, config: Mapping[str, Any] | None = None, **kwargs: Any) -> ModelCard:
+        """The model card (:func:`inharmony.model_card.render_model_card`) instead of the mixin's template."""
+        from ..model_card import render_model_card  # markdown rendering; not needed to build or load models
+
+        return ModelCard(render_model_card(config if config is not None else self.hub_config(), **kwargs))
+
+    # ------------------------------------------------------------------ load
+
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike[str],
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        token: str | bool | None = None,
+        force_download: bool = False,
+        local_files_only: bool = False,
+        map_location: str | torch.device = "cpu",
+        strict: bool = True,
+        expected_architecture: str | None = None,
+    ) -> Any:
+        """Load a folder or Hub repository written by :meth:`save_pretrained`; it must hold this class.
+
+        Called on :class:`HubMixin` itself (as :func:`inharmony.from_pretrained` does), any
+        registered architecture is accepted.
+
+        Args:
+            pretrained_model_name_or_path: A local folder, or a Hub id ``"org/name"``.
+            revision: Hub revision (branch, tag or commit); pin a commit for reproducible results.
+            cache_dir: Hugging Face cache to use instead of the default.
+            token: Hub token for private repositories.
+            force_download: Download again even if cached.
+            local_files_only: Only look in the local cache (also implied by ``HF_HUB_OFFLINE=1``).
+            map_location: Device to put the weights on.
+            strict: Refuse weights with missing or unexpected keys (the default; keys are named).
+            expected_architecture: Raise unless the folder holds this registered architecture.
+
+        Returns:
+            The model in eval mode, with ``model.pretrained_cfg`` from the config.
+
+        Raises:
+            HubConfigError: no or malformed ``config.json``, a newer library's format, another
+                architecture or class.
+            CheckpointError: weights missing or not matching the architecture (keys named).
+            HubUnreachableError: a Hub id that is not cached while offline or unreachable (within seconds).
+        """
+        source = os.fspath(pretrained_model_name_or_path)
+        download = {"revision": revision, "cache_dir": cache_dir, "token": token,
+                    "force_download": force_download, "local_files_only": local_files_only}  # fmt: skip
+        config_path = _config_file(source, download)
+        config = _read_config(config_path)
+        if expected_architecture is not None:
+            wanted, _ = split_model_name(expected_architecture)
+            if config["architecture"] != wanted:
+                raise HubConfigError(
+                    f"{source} holds weights of {config['architecture']!r}, not {wanted!r}; "
+                    f"use --model {config['architecture']} (or inharmony.from_pretrained('{source}'))"
+                )
+        return cls._from_pretrained(
+            model_id=source,
+            config=config,
+            map_location=str(map_location),
+            strict=strict,
+            **download,
+        )
+
+    @classmethod
+    def _from_pretrained(  # type: ignore[override]
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | os.PathLike[str] | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        config: dict[str, Any] | None = None,
+        map_location: str = "cpu",
+        strict: bool = True,
+    ) -> Any:
+        """Build the architecture of ``config`` through the registry and load its weights."""
+        if config is None:
+            raise HubConfigError(f"{model_id} has no {CONFIG_NAME}; was it written by inharmony's save_pretrained?")
+        if os.path.isdir(model_id):
+            weights = os.path.join(model_id, WEIGHTS_NAME)
+            if not os.path.isfile(weights):
+                raise CheckpointError(f"{model_id} has {CONFIG_NAME} but no {WEIGHTS_NAME}")
+        else:
+            weights = download_hub_file(
+                model_id, WEIGHTS_NAME, offline_hint="pass a local folder written by save_pretrained instead",
+                revision=revision, cache_dir=cache_dir, token=token, force_download=force_download,
+                local_files_only=local_files_only,
+            )  # fmt: skip
+        model = _build_and_load(config, weights, strict)
+        if not isinstance(model, cls):
+            raise HubConfigError(
+                f"{model_id} holds a {type(model).__name__} ({config['architecture']!r}), not a {cls.__name__}; "
+                "load it with inharmony.from_pretrained(...)"
+            )
+        return model.to(map_location).eval()
+
+
+def from_pretrained(pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any) -> nn.Module:
+    """Load any registered architecture saved by ``save_pretrained``, from a folder or a Hub id.
+
+    Takes the arguments of :meth:`HubMixin.from_pretrained`.
+
+    Example:
+        >>> model = inharmony.from_pretrained("out/dirl18")  # doctest: +SKIP
+        >>> model = inharmony.from_pretrained("org/dirl-ihd", revision="<commit>")  # doctest: +SKIP
+    """
+    return HubMixin.from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _architecture_of(model: nn.Module, model_name: str | None) -> str:
+    if model_name is not None:
+        architecture, _ = split_model_name(model_name)
+        if not is_model(architecture):
+            raise UnknownModelError(
+                f"unknown model {architecture!r}; registered models: {', '.join(list_models())}"
+            )
+        return architecture
+    cfg = getattr(model, "pretrained_cfg", None)
+    if isinstance(cfg, PretrainedCfg):
+        return cfg.architecture
+    guess = type(model).__name__.lower()
+    if is_model(guess):
+        return guess
+    raise ValueError(
+        f"cannot tell which registered model a {type(model).__name__} is; pass model_name=... "
+        f"(one of {', '.join(list_models())})"
+    )
+
+
+def _without_downloads(args: dict[str, Any], cfg: PretrainedCfg) -> dict[str, Any]:
+    for name in cfg.download_args:
+        if args.get(name):
+            args[name] = False  # the weights are in model.safetensors; never download on load
+    return args
+
+
+def _shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _card_kwargs(
+    config: Mapping[str, Any], metrics: Any, extra: Mapping[str, Any] | None, repo_id: str | None
+) -> dict[str, Any]:
+    from ..model_card import normalise_metrics
+
+    kwargs = dict(extra or {})
+    kwargs["config"] = config
+    kwargs.setdefault("metrics", normalise_metrics(metrics) or None)
+    kwargs.setdefault("reference_metrics", dict(get_pretrained_cfg(config["architecture"]).metrics))
+    if repo_id:
+        kwargs.setdefault("repo_id", repo_id)
+    return kwargs
+
+
+def _require_network(repo_id: str) -> None:
+    """Fail in seconds, not after the Hub client's retries, when uploading is impossible."""
+    later = (
+        f"Write the folder only (`inharmony push ... --out DIR --dry-run`) and upload it later with "
+        f"`hf upload {repo_id} DIR`."
+    )
+    if offline_mode():
+        raise HubUnreachableError(f"cannot upload {repo_id!r}: HF_HUB_OFFLINE is set. Unset it, or: {later}")
+    if not hub_is_reachable(3.0):
+        raise HubUnreachableError(f"cannot upload {repo_id!r}: the Hugging Face Hub could not be reached. {later}")
+
+
+def _config_file(source: str, download: dict[str, Any]) -> str:
+    """The path of ``config.json``: in a local folder, or downloaded from the Hub (fast-fail offline)."""
+    if os.path.isfile(source):
+        raise HubConfigError(
+            f"{source} is a file; from_pretrained wants a folder holding {CONFIG_NAME} and {WEIGHTS_NAME} "
+            f"(or a Hub id). For a single weights file use inharmony.load('<model>', weights='{source}')."
+        )
+    if os.path.isdir(source):
+        path = os.path.join(source, CONFIG_NAME)
+        if not os.path.isfile(path):
+            raise HubConfigError(f"{source} has no {CONFIG_NAME}; was it written by inharmony's save_pretrained?")
+        return path
+    if not looks_like_hub_id(source):
+        raise FileNotFoundError(f"{source} is neither an existing folder nor a Hub id of the form 'org/name'")
+    return download_hub_file(
+        source, CONFIG_NAME, offline_hint="pass a local folder written by save_pretrained instead of a Hub id",
+        **download,
+    )  # fmt: skip
+
+
+def _version(text: str) -> Any:
+    from packaging.version import InvalidVersion, Version  # packaging: a dependency of huggingface_hub
+
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    """Read and validate a ``config.json``; raise :class:`HubConfigError` saying what to do."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise HubConfigError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(config, dict) or "architecture" not in config:
+        raise HubConfigError(
+            f"{path} is not an inharmony config.json (no 'architecture' key); was the folder written by "
+            "inharmony's save_pretrained?"
+        )
+    written_by = str(config.get("inharmony_version", "0"))
+    theirs, ours = _version(written_by), _version(__version__)
+    newer = theirs is not None and ours is not None and theirs > ours
+    upgrade = (
+        f"{path} was written by inharmony {written_by}, newer than the installed {__version__}; "
+        "upgrade with `pip install -U inharmony`"
+    )
+    if int(config.get("format_version", 1)) > FORMAT_VERSION:
+        raise HubConfigError(f"{upgrade} (config format {config['format_version']} > {FORMAT_VERSION})")
+    if not is_model(str(config["architecture"])):
+        raise HubConfigError(
+            (upgrade + ": it holds" if newer else f"{path} holds")
+            + f" architecture {config['architecture']!r}, which this installation does not know "
+            f"(registered: {', '.join(list_models())})"
+        )
+    model_args = config.get("model_args", {})
+    if not isinstance(model_args, dict):
+        raise HubConfigError(f"{path}: 'model_args' must be an object, got {type(model_args).__name__}")
+    registry_cfg = get_pretrained_cfg(config["architecture"])
+    config = dict(config, model_args=_without_downloads(dict(model_args), registry_cfg))
+    config["_newer"] = upgrade if newer else None  # explains a later failure; never saved
+    return config
+
+
+def _build_and_load(config: dict[str, Any], weights: str | os.PathLike[str], strict: bool) -> nn.Module:
+    newer = f"{config['_newer']}. " if config.get("_newer") else ""
+    try:
+        model = create_model(config["architecture"], **config["model_args"])
+    except TypeError as err:
+        raise HubConfigError(
+            f"{newer}cannot build {config['architecture']!r} from {config['model_args']}: {err}"
+        ) from err
+    try:
+        state = load_file(os.fspath(weights), device="cpu")
+    except Exception as err:
+        raise CheckpointError(f"cannot read {weights}: {type(err).__name__}: {err}") from err
+    try:
+        if strict:
+            load_state_dict_strict(model, state, os.fspath(weights))
+        else:
+            model.load_state_dict(state, strict=False)
+    except CheckpointError as err:
+        raise CheckpointError(f"{newer}{err}") from err
+    fields = {f.name for f in dataclasses.fields(PretrainedCfg)}
+    stored = {k: v for k, v in config.get("pretrained_cfg", {}).items() if k in fields and k != "architecture"}
+    for key in ("input_size", "mean", "std", "download_args"):
+        if key in stored:
+            stored[key] = tuple(stored[key])
+    model.pretrained_cfg = dataclasses.replace(get_pretrained_cfg(config["architecture"]), **stored)
+    config.pop("_newer", None)
+    return model
