@@ -120,14 +120,20 @@ def test_step_without_outputs_is_a_clear_error(tmp_path):
 
 
 def test_callback_holds_no_pixels_between_batches(tmp_path):
-    callback = LocalizationMetricsCallback()
-    trainer = _trainer(callback, tmp_path)
-    trainer.test(_TinyModule(), dataloaders=_loader(), verbose=False)
-    metrics = [m for m in callback.test_metrics.modules() if hasattr(m, "_defaults")]
-    metrics += list(callback.val_metrics.values())
-    state_sizes = [getattr(m, name).numel() for m in metrics for name in m._defaults]
-    # sums of ap/f1/iou and counts: no per-pixel or per-image storage
-    assert len(metrics) == 4 + 3 and max(state_sizes) <= 3
+    shapes = []
+    for n in (7, 14):  # twice the images: the same state
+        callback = LocalizationMetricsCallback()
+        trainer = _trainer(callback, tmp_path)
+        trainer.test(_TinyModule(), dataloaders=DataLoader(_Masks(n), batch_size=3), verbose=False)
+        assert callback.test_results["All"]["images"] == n
+        metrics = [callback.test_metrics, callback.val_metrics]
+        shapes.append({f"{i}.{k}": tuple(v.shape) for i, m in enumerate(metrics) for k, v in m.metric_state.items()})
+        # sums of ap/f1/iou and counts: no per-pixel or per-image storage; one row per subset (HCOCO,
+        # HFlickr, HSynth; "All" is their sum) on test, one vector on validation
+        assert callback.test_metrics.sums.shape == (3, 3) and callback.test_metrics.subset_names.shape[0] == 3
+        assert callback.val_metrics.sums.shape == (3,)
+        assert max(v.numel() for m in metrics for k, v in m.metric_state.items() if k != "subset_names") <= 3 * 3
+    assert shapes[0] == shapes[1]
 
 
 def test_nothing_scorable_logs_nothing(tmp_path):

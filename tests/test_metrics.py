@@ -126,7 +126,7 @@ def test_ap_kernel_ties_exhaustive_small():
 
 
 def test_ap_kernel_chunked_equals_unchunked(monkeypatch):
-    import inharmony.metrics as m
+    import inharmony.metrics.functional as m
 
     scores, labels = torch.rand(9, 500), torch.rand(9, 500) < 0.4
     whole = average_precision_per_image(scores, labels)
@@ -150,7 +150,7 @@ def test_half_precision_predictions_are_scored_as_float32():
 
 
 # ---------------------------------------------------------------------------------------------
-# Streaming: batch-size invariance, reset, compute groups
+# Streaming: batch-size invariance, reset, no state shared between metrics
 # ---------------------------------------------------------------------------------------------
 
 
@@ -166,8 +166,8 @@ def test_batch_size_invariance():
         for i in range(0, len(preds), batch):
             metrics.update(preds[i : i + batch], target[i : i + batch])
         results.append({k: float(v) for k, v in metrics.compute().items()})
-        assert int(metrics["ap"].images) == len(preds) - empty
-        assert int(metrics["ap"].empty_target) == empty
+        assert int(metrics.images) == len(preds) - empty
+        assert int(metrics.empty_target) == empty
     for other in results[1:]:
         for k in results[0]:
             assert abs(results[0][k] - other[k]) < 1e-12
@@ -210,8 +210,8 @@ def test_empty_ground_truth_is_skipped_and_counted():
     keep = [0, 2, 3, 4, 5]
     expected = ref_mean(preds[keep], target[keep])
     for k, name in enumerate(["ap", "f1", "iou"]):
-        assert abs(float(metrics[name].compute()) - expected[k]) < 1e-6
-        assert int(metrics[name].empty_target) == 1 and int(metrics[name].images) == 5
+        assert abs(float(metrics.compute()[name]) - expected[k]) < 1e-6
+        assert int(metrics.empty_target) == 1 and int(metrics.images) == 5
 
 
 def test_only_empty_ground_truth_gives_nan():
@@ -359,7 +359,7 @@ def test_collection_forward_prefix_and_precomputed_scores():
     preds, target = CASES["blobs"]
     expected = ref_mean(preds, target)
     metrics = localization_metrics()
-    batch_values = metrics(preds, target)  # MetricCollection.forward: batch value and accumulation
+    batch_values = metrics(preds, target)  # Metric.forward: batch value and accumulation
     for k, name in enumerate(["ap", "f1", "iou"]):
         assert abs(float(batch_values[name]) - expected[k]) < 1e-6
         assert abs(float(metrics.compute()[name]) - expected[k]) < 1e-6

@@ -33,7 +33,7 @@ def _single_process() -> tuple[dict, dict, int]:
     per_subset = PerSubsetMetrics()
     metrics.update(preds, target)
     per_subset.update(preds, target, subsets)
-    return {k: float(v) for k, v in metrics.compute().items()}, per_subset.compute(), int(metrics["ap"].empty_target)
+    return {k: float(v) for k, v in metrics.compute().items()}, per_subset.compute(), int(metrics.empty_target)
 
 
 def _worker(rank: int, init_file: str, out_file: str) -> None:
@@ -50,9 +50,9 @@ def _worker(rank: int, init_file: str, out_file: str) -> None:
         result = (
             {k: float(v) for k, v in metrics.compute().items()},
             per_subset.compute(),
-            int(metrics["ap"].empty_target),
+            int(metrics.empty_target),
         )
-        local = int(metrics["ap"].images)  # compute() restores the local (unsynced) state afterwards
+        local = int(metrics.images)  # compute() restores the local (unsynced) state afterwards
         torch.save({"result": result, "local_images": local}, f"{out_file}.{rank}")
     finally:
         dist.destroy_process_group()

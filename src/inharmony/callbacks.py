@@ -16,9 +16,9 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
-from torchmetrics import MetricCollection
 
-from .metrics import METRIC_NAMES, PerSubsetMetrics, localization_metrics, results_to_markdown
+from .constants import ALL_ROW, METRIC_NAMES
+from .metrics import LocalizationMetrics, PerSubsetMetrics, results_to_markdown
 
 __all__ = ["LocalizationMetricsCallback"]
 
@@ -54,7 +54,7 @@ class LocalizationMetricsCallback(Callback):
         self.protocol = protocol
         self.threshold = threshold
         self.prog_bar = prog_bar
-        self.val_metrics: MetricCollection = localization_metrics(protocol, threshold)
+        self.val_metrics = LocalizationMetrics(protocol, threshold)
         self.test_metrics = PerSubsetMetrics(protocol, threshold)
         self.test_results: dict[str, dict[str, float]] = {}
         self.test_table = ""
@@ -104,16 +104,18 @@ class LocalizationMetricsCallback(Callback):
     ) -> None:
         mask, target, subsets = _unpack(outputs, "test_step")
         if subsets is None:
-            subsets = ["All"] * mask.shape[0]  # no subset names: only the overall row
+            subsets = [ALL_ROW] * mask.shape[0]  # no subset names: only the overall row
         self.test_metrics.update(mask, target, subsets)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        results = self.test_metrics.compute()
+        with warnings.catch_warnings():  # a process that saw no test batch still joins the sync
+            warnings.filterwarnings("ignore", message=".*before the ``update``.*")
+            results = self.test_metrics.compute()
         self.test_results = results
         self.test_table = results_to_markdown(results)
         values = {}
         for subset, scores in results.items():
-            prefix = "test" if subset == "All" else f"test/{subset}"
+            prefix = "test" if subset == ALL_ROW else f"test/{subset}"
             values.update({f"{prefix}/{k}": scores[k] for k in METRIC_NAMES})
         _log(pl_module, values, prog_bar=False)
 

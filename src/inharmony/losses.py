@@ -274,9 +274,13 @@ def loss_for_model(name: str) -> nn.Module:
         >>> type(loss_for_model("dirl_resnet18")).__name__
         'DIRLLoss'
     """
+    from .errors import UnknownModelError
     from .models import get_pretrained_cfg  # the registry: the one place that says which loss a model trains with
 
-    cfg = get_pretrained_cfg(name)
+    try:
+        cfg = get_pretrained_cfg(name)
+    except UnknownModelError as err:
+        raise UnknownModelError(f"no default loss for {name!r}: {err}. Pass a loss module explicitly.") from err
     if not cfg.default_loss:
         raise ValueError(f"model {name!r} registers no default loss (PretrainedCfg.default_loss); pass a loss module")
     module_name, _, class_name = cfg.default_loss.rpartition(".")

@@ -2,112 +2,63 @@
 
 The card is plain Markdown with the Hub's YAML metadata header. It is generated from the
 model's registry config (paper, licence, reference scores) and the metrics the publisher gives,
-so it needs no template engine.
+so it needs no template engine. Score tables are rendered by :mod:`inharmony.metrics.report`, like
+every other results table; this module imports huggingface_hub (when rendering) and the standard
+library only, so saving a model works without torchmetrics or lightning.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .constants import METRIC_SPECS, SUBSET_ORDER
+from .metrics.report import Results, normalise_results, read_results_file, results_to_markdown
+
 __all__ = ["METRIC_COLUMNS", "SUBSET_ORDER", "normalise_metrics", "read_metrics_file", "render_model_card"]
 
-SUBSET_ORDER = ("HCOCO", "HAdobe5k", "HFlickr", "Hday2night")
-# (key, column title, scale to paper units): AP and IoU are reported in %, F1 as a fraction.
-METRIC_COLUMNS = (("ap", "AP (%)", 100.0), ("f1", "F1", 1.0), ("iou", "IoU (%)", 100.0))
-_METRIC_KEYS = {key for key, _, _ in METRIC_COLUMNS}
+#: Deprecated: ``(key, column title, scale to paper units)``; use :data:`inharmony.constants.METRIC_SPECS`.
+METRIC_COLUMNS = tuple((spec.name, spec.title, spec.scale) for spec in METRIC_SPECS)
 
 
-def normalise_metrics(metrics: Mapping[str, Any] | None) -> dict[str, dict[str, float]]:
+def normalise_metrics(metrics: Results | None) -> dict[str, dict[str, float]]:
     """Bring the metric layouts found in practice to ``{subset: {"ap", "f1", "iou"}}`` in paper units.
 
-    Accepted layouts: flat ``{"ap": .., "f1": .., "iou": ..}`` (taken as "All");
-    ``{subset: {metric: value}}`` (``PerSubsetMetrics.compute()``); Lightning's logged keys
-    ``{"test/ap": .., "test/HCOCO/ap": ..}`` or a list of such dicts (``trainer.test`` output).
-    AP and IoU given as fractions (≤ 1) are converted to %.
+    Accepts every layout of :func:`inharmony.metrics.report.normalise_results` (flat, per subset,
+    Lightning's ``test/...`` keys, a list of dicts), with its unit rule: AP and IoU up to 1 are
+    fractions and become %, above 1 they are already in %. Missing values (``None``, NaN) and counts
+    are dropped; values are rounded to 4 decimals.
 
     Example:
         >>> normalise_metrics({"test/ap": 0.8, "test/f1": 0.73, "test/iou": 0.68})
         {'All': {'ap': 80.0, 'f1': 0.73, 'iou': 68.0}}
     """
-    if not metrics:
-        return {}
-    if isinstance(metrics, list):
-        merged: dict[str, Any] = {}
-        for item in metrics:
-            merged.update(item)
-        metrics = merged
-    table: dict[str, dict[str, float]] = {}
-    for key, value in metrics.items():
-        if isinstance(value, Mapping):
-            for metric, number in value.items():
-                _put(table, str(key), str(metric), number)
-            continue
-        parts = str(key).split("/")
-        if parts[0] in ("test", "val", "validate"):
-            parts = parts[1:]
-        if len(parts) == 1:
-            _put(table, "All", parts[0], value)
-        elif len(parts) == 2:
-            _put(table, parts[0], parts[1], value)
-    return {name: table[name] for name in _ordered(table)}
-
-
-def _put(table: dict[str, dict[str, float]], subset: str, metric: str, value: Any) -> None:
-    metric = metric.lower()
-    if metric not in _METRIC_KEYS or value is None:  # None: NaN written as null (e.g. no positive pixel)
-        return
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"metric {subset}/{metric} is not a number: {value!r}") from err
-    if metric in ("ap", "iou") and number <= 1.0:
-        number *= 100.0
-    table.setdefault(subset, {})[metric] = round(number, 4)
-
-
-def _ordered(table: Mapping[str, Any]) -> list[str]:
-    known = [s for s in SUBSET_ORDER if s in table]
-    others = sorted(s for s in table if s not in SUBSET_ORDER and s != "All")
-    return known + others + (["All"] if "All" in table else [])
-
-
-def read_metrics_file(path: str | Path) -> dict[str, dict[str, float]]:
-    """Read a ``metrics.json`` in any layout :func:`normalise_metrics` accepts."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"metrics file not found: {path}") from err
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
-    table = normalise_metrics(data)
-    if not table:
-        raise ValueError(
-            f"{path} holds no 'ap', 'f1' or 'iou' values; expected e.g. "
-            '{"ap": 0.80, "f1": 0.73, "iou": 0.68} or {"HCOCO": {"ap": ...}, "All": {...}}'
-        )
+    table = {}
+    for subset, values in normalise_results(metrics).items():
+        row = {
+            spec.name: round(values[spec.name] * spec.scale, 4)
+            for spec in METRIC_SPECS
+            if not math.isnan(values.get(spec.name, math.nan))
+        }
+        if row:
+            table[subset] = row
     return table
 
 
-def _metrics_table(table: Mapping[str, Mapping[str, float]]) -> str:
-    header = "| Subset | " + " | ".join(title for _, title, _ in METRIC_COLUMNS) + " |"
-    rule = "|---|" + "---:|" * len(METRIC_COLUMNS)
-    rows = []
-    for subset, values in table.items():
-        cells = []
-        for key, _, _ in METRIC_COLUMNS:
-            value = values.get(key)
-            cells.append("–" if value is None else (f"{value:.4f}" if key == "f1" else f"{value:.2f}"))
-        rows.append(f"| {subset} | " + " | ".join(cells) + " |")
-    return "\n".join([header, rule, *rows])
+def read_metrics_file(path: str | Path) -> dict[str, dict[str, float]]:
+    """Read a ``metrics.json`` in any layout :func:`normalise_metrics` accepts (paper units out)."""
+    return normalise_metrics(read_results_file(path))
+
+
+def _metrics_table(table: Results) -> str:
+    return results_to_markdown(table, images=False, missing="–")
 
 
 def render_model_card(
     config: Mapping[str, Any],
-    metrics: Mapping[str, Mapping[str, float]] | None = None,
+    metrics: Results | None = None,
     repo_id: str | None = None,
     training_data: str | None = None,
     extra: str | None = None,
@@ -117,7 +68,8 @@ def render_model_card(
 
     Args:
         config: The ``config.json`` dict written by :func:`inharmony.hub.save_pretrained`.
-        metrics: ``{subset: {"ap", "f1", "iou"}}`` in paper units (see :func:`normalise_metrics`).
+        metrics: Scores in any layout :func:`inharmony.metrics.report.normalise_results` accepts
+            (fractions or paper units, e.g. the output of :func:`normalise_metrics`).
             ``None`` leaves the card with the paper's reference scores only, labelled as such.
         repo_id: Hub repository the card will live in (used in the loading snippet).
         training_data: One line on what the weights were trained on.
@@ -182,7 +134,7 @@ def render_model_card(
             "",
             "Reference scores reported in the paper (iHarmony4 le50 test, all images):",
             "",
-            _metrics_table(normalise_metrics({"All": reference})),
+            _metrics_table({"All": reference}),
         ]
     lines += [
         "",

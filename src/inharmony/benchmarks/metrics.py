@@ -109,16 +109,14 @@ def run(args: argparse.Namespace) -> int:
             next_mark *= 2
     values = {k: float(v) for k, v in metrics.compute().items()}
     end = _peak_rss_mib()
-    state_bytes = sum(
-        getattr(m, s).element_size() * getattr(m, s).numel() for m in metrics.values() for s in m._defaults
-    )
+    state_bytes = sum(state.element_size() * state.numel() for state in metrics.metric_state.values())
     print(f"\nStreaming {seen} images of {size}x{size} in batches of {bs}:")
     print(f"  metric update time {busy:.1f} s ({seen / busy:.1f} images/s)")
     marks = ", ".join(f"{rss:.0f} MiB after {n}" for n, rss in [*checkpoints, (seen, end)])
     print(f"  process peak RSS: {before:.0f} MiB after imports and one warm-up batch; {marks} images")
     print(
-        f"  metric state: {state_bytes} bytes; images scored {int(metrics['ap'].images)}, "
-        f"empty ground truth {int(metrics['ap'].empty_target)}"
+        f"  metric state: {state_bytes} bytes; images scored {int(metrics.images)}, "
+        f"empty ground truth {int(metrics.empty_target)}"
     )
     print("  means: " + ", ".join(f"{k}={v:.6f}" for k, v in values.items()))
 
@@ -153,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     diff = max(abs(results["ours_all"][k] - results["sklearn"][k]) for k in ("ap", "f1", "iou"))
     print(f"\nThroughput on the same {n} images (median of {len(timings['sklearn'])} interleaved repeats):")
     rate = {k: n / statistics.median(v) for k, v in timings.items()}
-    print(f"  inharmony AP+F1+IoU (MetricCollection):   {rate['ours_all']:8.1f} images/s")
+    print(f"  inharmony AP+F1+IoU (one Metric):         {rate['ours_all']:8.1f} images/s")
     print(f"  inharmony AP only:                        {rate['ours_ap']:8.1f} images/s")
     print(f"  scikit-learn per-image loop (AP+F1+IoU):  {rate['sklearn']:8.1f} images/s")
     print(f"  speed-up (all three): {rate['ours_all'] / rate['sklearn']:.2f}x")

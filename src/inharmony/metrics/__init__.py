@@ -1,0 +1,101 @@
+"""Localization metrics of the official evaluation protocol: per-image AP, F1 and IoU, and their tables.
+
+Every image is scored on its own and the scores are averaged over images (not pooled over pixels),
+as in the authors' evaluation code (the rules are in :mod:`inharmony.metrics.functional`).
+
+* :mod:`~inharmony.metrics.functional`: per-image kernels (torch + numpy).
+* :mod:`~inharmony.metrics.localization`: the streaming torchmetrics metrics
+  (:class:`LocalizationMetrics`, :class:`PerSubsetMetrics`, ``PerImage*``).
+* :mod:`~inharmony.metrics.report`: the one table renderer (console, markdown, JSON, model card).
+
+The torchmetrics-backed names are imported on first access (PEP 562), so ``import inharmony.metrics``
+and the table renderer need torch only, not torchmetrics.
+
+Example:
+    >>> import torch
+    >>> from inharmony.metrics import localization_metrics
+    >>> metrics = localization_metrics()
+    >>> target = torch.zeros(2, 1, 32, 32)
+    >>> target[:, :, 8:24, 8:24] = 1
+    >>> metrics.update(target * 0.9 + 0.05, target)
+    >>> {k: round(float(v), 4) for k, v in metrics.compute().items()}
+    {'ap': 1.0, 'f1': 1.0, 'iou': 1.0}
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..constants import ALL_ROW, METRIC_NAMES, METRIC_SPECS, SUBSET_ORDER
+from .functional import (
+    NORMALIZE_EPS,
+    PROTOCOLS,
+    SCORE_EPS,
+    average_precision_per_image,
+    f1_per_image,
+    iou_per_image,
+    normalize_per_image,
+    per_image_scores,
+)
+from .report import (
+    format_results_table,
+    normalise_results,
+    order_subsets,
+    print_results_table,
+    results_markdown,
+    results_to_json,
+    results_to_markdown,
+    write_results,
+)
+
+__all__ = [
+    "ALL_ROW",
+    "METRIC_NAMES",
+    "METRIC_SPECS",
+    "NORMALIZE_EPS",
+    "PROTOCOLS",
+    "SCORE_EPS",
+    "SUBSET_ORDER",
+    "LocalizationMetrics",
+    "PerImageAveragePrecision",
+    "PerImageF1Score",
+    "PerImageIoU",
+    "PerSubsetMetrics",
+    "average_precision_per_image",
+    "f1_per_image",
+    "format_results_table",
+    "iou_per_image",
+    "localization_metrics",
+    "normalise_results",
+    "normalize_per_image",
+    "order_subsets",
+    "per_image_scores",
+    "print_results_table",
+    "results_markdown",
+    "results_to_json",
+    "results_to_markdown",
+    "write_results",
+]
+
+# Backed by torchmetrics: imported from .localization on first access.
+_LAZY = {
+    "LocalizationMetrics",
+    "PerImageAveragePrecision",
+    "PerImageF1Score",
+    "PerImageIoU",
+    "PerSubsetMetrics",
+    "localization_metrics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.localization"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY)
