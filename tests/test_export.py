@@ -66,6 +66,16 @@ def test_export_rejects_sizes_that_are_not_multiples_of_16(exported, tmp_path):
         export_onnx(exported[0], tmp_path / "x.onnx", size=40)
 
 
+def test_export_reads_the_size_multiple_from_the_registry(tmp_path):
+    import dataclasses
+
+    model = inharmony.create_model("dirl_resnet18", decoder_channels=8).eval()
+    model.pretrained_cfg = dataclasses.replace(model.pretrained_cfg, size_multiple=32)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        export_onnx(model, tmp_path / "x.onnx", size=48)
+    assert not (tmp_path / "x.onnx").exists()
+
+
 def test_export_command_reports_unusable_weights(tmp_path, capsys):
     from inharmony.cli import main
 

@@ -1,12 +1,14 @@
 """Predictor: every input kind, output at the input's size in [0, 1], bad inputs, helpers.
 
 Each input kind is compared with an independent reference: the same picture given as a plain
-RGB uint8 array, pushed through the network by hand (PIL resize, ImageNet normalisation,
-bilinear resize back with torch), not through the Predictor's code path.
+RGB uint8 array, pushed through the network by hand (cv2 resize as the evaluation preprocessing
+defines it: area when shrinking, else bilinear; ImageNet normalisation; bilinear resize back with
+torch), not through the Predictor's code path.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -51,7 +53,9 @@ def rgb():
 
 def reference_mask(model, rgb_uint8: np.ndarray) -> np.ndarray:
     """Network output for an upright RGB uint8 array, computed without the Predictor."""
-    small = np.asarray(Image.fromarray(rgb_uint8).resize((SIZE, SIZE), Image.Resampling.BILINEAR), np.float32)
+    shrinks = rgb_uint8.shape[0] > SIZE or rgb_uint8.shape[1] > SIZE
+    interpolation = cv2.INTER_AREA if shrinks else cv2.INTER_LINEAR
+    small = cv2.resize(rgb_uint8, (SIZE, SIZE), interpolation=interpolation).astype(np.float32)
     x = torch.from_numpy(((small / 255.0 - MEAN) / STD).transpose(2, 0, 1).copy())[None]
     with torch.no_grad():
         prob = model(x)["mask"]
@@ -137,6 +141,15 @@ def test_exif_rotation_is_applied(predictor, model, rgb, tmp_path, orientation):
     mask = predictor(path)
     _assert_mask(mask, upright.shape[:2])
     np.testing.assert_allclose(mask, reference_mask(model, upright), atol=1e-4)
+
+
+def test_files_opencv_cannot_decode_are_read_with_pillow(predictor, model, rgb, tmp_path):
+    # A 32-bit float TIFF (Pillow mode "F", values in [0, 1]): OpenCV refuses it, Pillow reads it.
+    grey = rgb[..., 2]
+    Image.fromarray(grey.astype(np.float32) / 255.0, mode="F").save(tmp_path / "float.tif")
+    assert cv2.imread(str(tmp_path / "float.tif")) is None
+    expected = reference_mask(model, np.repeat(grey[..., None], 3, axis=2))
+    np.testing.assert_allclose(predictor(tmp_path / "float.tif"), expected, atol=1e-4)
 
 
 def test_batch_of_mixed_inputs(predictor, model, rgb, tmp_path):

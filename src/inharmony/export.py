@@ -1,10 +1,15 @@
 """ONNX export with dynamic batch and spatial size, checked against eager PyTorch with ONNX Runtime.
 
 The graph is captured with ``torch.export`` (``torch.onnx.export(..., dynamo=True)``, the default
-exporter since PyTorch 2.9). Height and width are declared as ``16·k``: the encoders downsample
-four times and the decoders add upsampled features to skip connections, so only multiples of 16
-are valid, and saying so lets the exporter prove the shapes line up for every size. (The legacy
-TorchScript exporter produced a graph that differed from eager DIRL by ~0.4 in our checks.)
+exporter since PyTorch 2.9). Height and width are declared as multiples of the model's
+``pretrained_cfg.size_multiple`` (16 for DIRL and RSRNet: the encoders downsample four times and the
+decoders add upsampled features to skip connections, so only those sizes are valid), and saying so
+lets the exporter prove the shapes line up for every size. (The legacy TorchScript exporter produced
+a graph that differed from eager DIRL by ~0.4 in our checks.)
+
+The graph takes normalised tensors: build them with :class:`inharmony.preprocessing.EvalPreprocess`
+and bring the mask back to the image's size with :func:`inharmony.inference.resize_mask`, as
+:class:`~inharmony.inference.Predictor` does.
 
 Needs the ``export`` extra: ``pip install "inharmony[export]"`` (onnx, onnxscript, onnxruntime).
 
@@ -26,7 +31,10 @@ from torch import nn
 
 __all__ = ["MaskOnly", "check_onnx", "export_onnx", "onnx_session"]
 
-SIZE_MULTIPLE = 16
+
+def _size_multiple(model: nn.Module) -> int:
+    """The registry's ``size_multiple`` of ``model`` (1 for a module without a registry entry)."""
+    return int(getattr(getattr(model, "pretrained_cfg", None), "size_multiple", 1))
 
 
 class MaskOnly(nn.Module):
@@ -65,33 +73,37 @@ def export_onnx(
     Args:
         model: A registered architecture.
         path: Output ``.onnx`` file.
-        size: Example input side used for tracing; any multiple of 16 works at run time.
+        size: Example input side used for tracing; any multiple of the model's
+            ``pretrained_cfg.size_multiple`` (16 for DIRL and RSRNet) works at run time.
         opset: ONNX opset.
         max_size: Largest height/width the graph accepts.
 
     Returns:
         The path. Input ``"image"``: float32 ``(batch, 3, height, width)``, ImageNet-normalised,
-        height and width multiples of 16. Output ``"mask"``: ``(batch, 1, height, width)`` in [0, 1].
+        height and width multiples of the size multiple. Output ``"mask"``: ``(batch, 1, height, width)`` in [0, 1].
     """
     _require("onnx")
     _require("onnxscript")
-    if size % SIZE_MULTIPLE:
-        raise ValueError(f"size must be a multiple of {SIZE_MULTIPLE}, got {size}")
+    multiple = _size_multiple(model)
+    if size % multiple:
+        raise ValueError(
+            f"size must be a multiple of {multiple} (the model's pretrained_cfg.size_multiple), got {size}"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapped = MaskOnly(model).eval()
     example = torch.randn(2, 3, size, size)  # batch 2: a batch of 1 would be specialised to a constant
     dim = torch.export.Dim
     batch = dim("batch", min=1, max=1024)
-    rows = dim("rows16", min=1, max=max_size // SIZE_MULTIPLE)
-    cols = dim("cols16", min=1, max=max_size // SIZE_MULTIPLE)
+    rows = dim(f"rows{multiple}", min=1, max=max_size // multiple)
+    cols = dim(f"cols{multiple}", min=1, max=max_size // multiple)
     torch.onnx.export(
         wrapped,
         (example,),
         str(path),
         input_names=["image"],
         output_names=["mask"],
-        dynamic_shapes={"image": {0: batch, 2: SIZE_MULTIPLE * rows, 3: SIZE_MULTIPLE * cols}},
+        dynamic_shapes={"image": {0: batch, 2: multiple * rows, 3: multiple * cols}},
         opset_version=opset,
         dynamo=True,
         verbose=False,

@@ -1,9 +1,10 @@
 """Predict inharmonious-region masks for images of any size: :class:`Predictor`.
 
-The network sees every image resized to a fixed square (224×224 for the published weights, as in
-the papers' evaluation) and the mask it predicts is resized back, so the caller gets a mask at the
-image's own size. Large images are shrunk while they are decoded (JPEG's DCT scaling, then
-Pillow's box reduction) so a 10,000-pixel photo never becomes a full-size float tensor.
+The network sees every image exactly as ``inharmony test`` does: the one evaluation preprocessing,
+:class:`~inharmony.preprocessing.EvalPreprocess`, decodes it (a large JPEG at reduced scale, so a
+10,000-pixel photo never becomes a full-size array), resizes it to a fixed size (224×224 for the
+published weights, as in the papers' evaluation) and normalises it. The mask the network predicts is
+resized back, so the caller gets a mask at the image's own size.
 
 Example:
     >>> import inharmony
@@ -15,16 +16,23 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
+
+from .constants import IMAGENET_MEAN, IMAGENET_STD
+from .errors import DataError, ImageReadError
+from .preprocessing import EvalPreprocess, decode_image
 
 __all__ = [
     "MIN_SIDE",
@@ -32,22 +40,18 @@ __all__ = [
     "ImageReadError",
     "Predictor",
     "binarize",
+    "iter_image_files",
     "load_image",
     "mask_to_image",
     "overlay",
+    "resize_mask",
 ]
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 MIN_SIDE = 8  # smaller images hold no region worth localising; refused with a clear message
-SIZE_MULTIPLE = 16  # the encoders downsample four times
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 _ORIENTATION_TAG = 0x0112
 _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90°
-
-
-class ImageReadError(ValueError):
-    """An input is not a readable image, or is not an image the models can take."""
+Decoder = Callable[[bytes, str], tuple[np.ndarray, tuple[int, int]]]
 
 
 # --------------------------------------------------------------------------- reading images
@@ -87,7 +91,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _array_to_image(array: np.ndarray, what: str) -> Image.Image:
+def _array_to_rgb(array: np.ndarray, what: str) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
@@ -107,59 +111,85 @@ def _array_to_image(array: np.ndarray, what: str) -> Image.Image:
         array = np.rint(array * 255.0).astype(np.uint8)
     else:
         raise ImageReadError(f"{what}: unsupported dtype {array.dtype}; use uint8 (0-255), uint16 or float in [0, 1]")
-    if array.ndim == 3 and array.shape[2] == 4:
-        array = array[..., :3]  # alpha dropped, as for RGBA files
-    return Image.fromarray(np.ascontiguousarray(array)).convert("RGB")
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)  # grey repeated to RGB
+    return np.ascontiguousarray(array[..., :3])  # alpha dropped, as for RGBA files
 
 
-def _open(source: ImageInput, draft_side: int | None) -> tuple[Image.Image, tuple[int, int]]:
-    """``(RGB image, (height, width) of the upright full-size image)``; shrunk on decode if ``draft_side``."""
-    what = _name(source)
-    if isinstance(source, np.ndarray):
-        image = _array_to_image(source, what)
-        return image, (image.height, image.width)
-    if isinstance(source, Image.Image):
-        image = ImageOps.exif_transpose(source)
-        _check_size(image.width, image.height, what)
-        return _to_rgb(image), (image.height, image.width)
-    if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(
-            f"expected a path, a PIL image or an H×W×3 uint8 array, got {type(source).__name__}"
-            + ("; for tensors call the model directly" if isinstance(source, torch.Tensor) else "")
-        )
-    path = os.fspath(source)
+def _read_file(path: str, decode: Decoder) -> tuple[np.ndarray, tuple[int, int]]:
+    """A file through ``decode`` (OpenCV, EXIF orientation applied), with Predictor-style errors."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image not found: {path}")
     try:
-        image = Image.open(path)
-        orientation = image.getexif().get(_ORIENTATION_TAG, 1)
-        width, height = image.size
-        if orientation in _SWAPS_AXES:
-            width, height = height, width
-        _check_size(width, height, path)
-        if draft_side is not None and image.format == "JPEG":
-            image.draft("RGB", (draft_side, draft_side))  # DCT-domain downscale: fast, little memory
-        image = _to_rgb(ImageOps.exif_transpose(image))
+        with open(path, "rb") as fh:
+            buf = fh.read()
+        with Image.open(io.BytesIO(buf)) as header:  # size, orientation and format from the header
+            width, height = header.size
+            orientation = header.getexif().get(_ORIENTATION_TAG, 1)
+            file_format = header.format
     except Image.DecompressionBombError as err:
         raise ImageReadError(
             f"{path} is larger than Pillow's safety limit ({err}). If you trust the file, set "
             "PIL.Image.MAX_IMAGE_PIXELS = None before predicting."
         ) from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        if isinstance(err, ImageReadError):
-            raise
         raise ImageReadError(f"cannot read {path} as an image: {type(err).__name__}: {err}") from err
-    return image, (height, width)
+    if orientation in _SWAPS_AXES:
+        width, height = height, width
+    _check_size(width, height, path)
+    try:
+        rgb, _ = decode(buf, path)
+    except DataError as err:
+        rgb = None if file_format == "JPEG" else _decode_with_pillow(buf)
+        if rgb is None:
+            raise ImageReadError(f"cannot read {path} as an image: {err}") from err
+    if (rgb.shape[0] - rgb.shape[1]) * (height - width) < 0:
+        # EXIF the decoder did not apply (e.g. in a PNG text chunk): keep the mask on the pixels decoded.
+        height, width = width, height
+    return rgb, (height, width)
+
+
+def _decode_with_pillow(buf: bytes) -> np.ndarray | None:
+    """Full-size RGB of a file OpenCV cannot decode (32-bit TIFF, ICO, TGA, ...), or None if Pillow cannot either.
+
+    The data loaders cannot read such files at all, so no evaluation tensor differs by this path.
+    """
+    try:
+        with Image.open(io.BytesIO(buf)) as image:
+            return np.asarray(_to_rgb(ImageOps.exif_transpose(image)))
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _open(source: ImageInput, decode: Decoder = decode_image) -> tuple[np.ndarray, tuple[int, int]]:
+    """``(RGB uint8 array, (height, width) of the upright full-size image)``; files go through ``decode``."""
+    what = _name(source)
+    if isinstance(source, np.ndarray):
+        rgb = _array_to_rgb(source, what)
+        return rgb, (rgb.shape[0], rgb.shape[1])
+    if isinstance(source, Image.Image):
+        image = ImageOps.exif_transpose(source)
+        _check_size(image.width, image.height, what)
+        return np.asarray(_to_rgb(image)), (image.height, image.width)
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"expected a path, a PIL image or an H×W×3 uint8 array, got {type(source).__name__}"
+            + ("; for tensors call the model directly" if isinstance(source, torch.Tensor) else "")
+        )
+    return _read_file(os.fspath(source), decode)
 
 
 def load_image(source: ImageInput) -> Image.Image:
     """The image as upright 8-bit RGB at full size (EXIF rotation applied, alpha dropped).
 
+    Files are decoded as the Predictor and the data loaders decode them
+    (:func:`inharmony.preprocessing.decode_image`), at full size.
+
     Example:
         >>> load_image(np.zeros((20, 30), dtype=np.uint8)).size
         (30, 20)
     """
-    return _open(source, draft_side=None)[0]
+    return Image.fromarray(_open(source)[0])
 
 
 # --------------------------------------------------------------------------- helpers on masks
@@ -206,10 +236,12 @@ def overlay(
 # --------------------------------------------------------------------------- the predictor
 
 
-def _as_size(size: int | Sequence[int]) -> tuple[int, int]:
+def _as_size(size: int | Sequence[int], multiple: int) -> tuple[int, int]:
     height, width = (size, size) if isinstance(size, int) else tuple(size)
-    if height <= 0 or width <= 0 or height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
-        raise ValueError(f"size must be positive multiples of {SIZE_MULTIPLE}, got {size}")
+    if height <= 0 or width <= 0 or height % multiple or width % multiple:
+        raise ValueError(
+            f"size must be positive multiples of {multiple} (the model's pretrained_cfg.size_multiple), got {size}"
+        )
     return int(height), int(width)
 
 
@@ -223,8 +255,9 @@ class Predictor:
     Args:
         model: A model (e.g. from :func:`inharmony.load`), or a registered name loaded with
             ``inharmony.load(model, weights)``.
-        size: Network input size, an int or ``(height, width)``, multiples of 16. Default: the
-            weights' ``pretrained_cfg.input_size`` (224×224 for the published weights).
+        size: Network input size, an int or ``(height, width)``, multiples of the model's
+            ``pretrained_cfg.size_multiple`` (16 for DIRL and RSRNet). Default: the weights'
+            ``pretrained_cfg.input_size`` (224×224 for the published weights).
         device: ``"cpu"``, ``"cuda"``, ... Default: CUDA if available, else CPU.
         batch_size: Images per forward pass when given a list.
         weights: Weights for a model given by name (see :func:`inharmony.load`).
@@ -232,7 +265,13 @@ class Predictor:
     Inputs: a path, a PIL image, an H×W×3 ``uint8`` RGB array (H×W grey, H×W×4 RGBA, ``uint16``
     or float in [0, 1] also work), or a list of these (or an N×H×W×3 array). EXIF rotation is
     applied, grey images are repeated to RGB, alpha is dropped (not composited), 16-bit images are
-    scaled to 8 bits. Images smaller than 8 px on a side are refused.
+    scaled to 8 bits. Images smaller than 8 px on a side are refused. Files are decoded with OpenCV, as
+    the data loaders decode them (formats OpenCV cannot read, such as 32-bit TIFF, with Pillow).
+
+    Every input goes through :attr:`preprocessing`, the
+    :class:`~inharmony.preprocessing.EvalPreprocess` of the eval loaders (normalised with the model's
+    ``pretrained_cfg`` mean and std): for the same file, the network gets the tensor
+    ``inharmony test`` gives it, so the mask written by ``inharmony predict`` is the mask ``test`` scores.
 
     Returns: a float32 H×W probability mask in [0, 1] at the input's own (upright) size, or a list
     of them for a list input. :func:`binarize` and :func:`overlay` turn it into a binary mask or a
@@ -263,14 +302,14 @@ class Predictor:
         cfg = getattr(model, "pretrained_cfg", None)
         if size is None:
             size = tuple(cfg.input_size[1:]) if cfg is not None else 224
-        self.size = _as_size(size)
+        # A module without a registry entry has no declared multiple: it checks its own input.
+        self.size = _as_size(size, getattr(cfg, "size_multiple", 1))
+        self.preprocessing = EvalPreprocess(
+            self.size, mean=getattr(cfg, "mean", IMAGENET_MEAN), std=getattr(cfg, "std", IMAGENET_STD)
+        )
         self.device = torch.device(device) if device is not None else _default_device()
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size
-        mean = getattr(cfg, "mean", _IMAGENET_MEAN)
-        std = getattr(cfg, "std", _IMAGENET_STD)
-        self._mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1) * 255.0
 
     def __repr__(self) -> str:
         name = getattr(getattr(self.model, "pretrained_cfg", None), "name", type(self.model).__name__)
@@ -280,20 +319,27 @@ class Predictor:
         return self.predict(images)
 
     def preprocess(self, image: ImageInput) -> tuple[torch.Tensor, tuple[int, int]]:
-        """``(uint8 tensor (3, h, w) at network size, (H, W) of the upright original)``."""
-        height, width = self.size
-        picture, original = _open(image, draft_side=max(height, width))
-        if picture.size != (width, height):
-            # reducing_gap: box-reduce by an integer factor first, then a bilinear (antialiased) resize.
-            picture = picture.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
-        tensor = torch.from_numpy(np.asarray(picture).copy()).permute(2, 0, 1)
+        """``(network input, (H, W) of the upright original)``.
+
+        The input is ``float32 (3, h, w)`` at network size, normalised: for a file, the tensor the eval
+        loaders (``inharmony test``) build from it, bit for bit.
+        """
+        rgb, original = _open(image, self.preprocessing.decode)
+        tensor, _ = self.preprocessing(rgb)
         return tensor, original
 
     @torch.inference_mode()
     def forward_batch(self, batch: torch.Tensor) -> torch.Tensor:
-        """Probabilities ``(B, 1, h, w)`` for a uint8 batch ``(B, 3, h, w)`` at network size."""
-        x = (batch.to(self.device, dtype=torch.float32) - self._mean) / self._std
-        out = self.model(x)
+        """Probabilities ``(B, 1, h, w)`` for a batch ``(B, 3, h, w)`` of :meth:`preprocess` outputs."""
+        if batch.dtype == torch.uint8:
+            warnings.warn(
+                "Predictor.forward_batch takes the normalised float tensors of preprocess(); "
+                "uint8 batches are deprecated",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            batch = torch.stack([self.preprocessing.normalize(image.permute(1, 2, 0).numpy()) for image in batch.cpu()])
+        out = self.model(batch.to(self.device, dtype=torch.float32))
         mask = out["mask"] if isinstance(out, dict) else out
         return mask.float()
 
@@ -309,19 +355,27 @@ class Predictor:
             prepared = [self.preprocess(item) for item in items[start : start + self.batch_size]]
             probs = self.forward_batch(torch.stack([tensor for tensor, _ in prepared]))
             for prob, (_, (height, width)) in zip(probs, prepared, strict=True):
-                masks.append(_resize_mask(prob[0], height, width))
+                masks.append(resize_mask(prob[0], height, width))
         return masks[0] if single else masks
 
 
-def _resize_mask(prob: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """Bilinear (half-pixel centres) resize of an h×w probability map to height×width, float32 in [0, 1]."""
-    if prob.device.type == "cpu" and max(height, width) < 32767:
-        import cv2
+def resize_mask(prob: torch.Tensor | np.ndarray, height: int, width: int) -> np.ndarray:
+    """A probability map ``(h, w)`` resized to ``height × width``: bilinear, half-pixel centres, in [0, 1].
 
+    This is how :class:`Predictor` brings the network's mask back to the image's own size; use it on the
+    output of an exported model (``inharmony export``) to do the same.
+
+    Example:
+        >>> resize_mask(np.full((4, 4), 0.25, np.float32), 6, 9).shape
+        (6, 9)
+    """
+    if isinstance(prob, np.ndarray):
+        prob = torch.from_numpy(np.asarray(prob, dtype=np.float32))
+    if prob.device.type == "cpu" and max(height, width) < 32767:
         # OpenCV is ~4x faster than torch's CPU interpolate for the 12-MP upsampling (same formula).
-        full = cv2.resize(prob.numpy(), (width, height), interpolation=cv2.INTER_LINEAR)
+        full = cv2.resize(prob.float().numpy(), (width, height), interpolation=cv2.INTER_LINEAR)
         return np.clip(full, 0.0, 1.0, out=full).astype(np.float32, copy=False)
-    full = F.interpolate(prob[None, None], size=(height, width), mode="bilinear", align_corners=False)
+    full = F.interpolate(prob.float()[None, None], size=(height, width), mode="bilinear", align_corners=False)
     return full[0, 0].clamp_(0.0, 1.0).cpu().numpy().astype(np.float32, copy=False)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from .models._registry import IMAGENET_MEAN, IMAGENET_STD
+from .constants import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["PredictionMaskWriter", "SamplePredictionsCallback", "denormalize", "prediction_panel", "save_panel"]
 

@@ -85,18 +85,19 @@ def _throughput(root, samples, transform, reduced: bool, args) -> float:
 def _stage_timings(root: Path, sample, image_size: int, repeats: int) -> dict[str, float]:
     """Milliseconds per stage for one sample, in this process (best of ``repeats``)."""
     from ..data import eval_transform
-    from ..data.decode import decode_image, read_bytes, read_mask_array
-    from ..data.decode import image_size as header_size
+    from ..data.decode import read_bytes, read_mask_array
+    from ..preprocessing import decode_image
+    from ..preprocessing import image_size as header_size
 
     comp, mask = read_bytes(root / sample.composite), read_bytes(root / sample.mask)
     transform = eval_transform(image_size)
-    image, _ = decode_image(comp, min_side=transform.min_source_side)
+    image, _ = transform.decode(comp)  # as the eval loaders and the Predictor decode it
     stages = {
         "read header": lambda: header_size(comp),
         "decode JPEG (full)": lambda: decode_image(comp),
-        "decode JPEG (reduced)": lambda: decode_image(comp, min_side=transform.min_source_side),
+        "decode JPEG (reduced)": lambda: decode_image(comp, min_side=image_size),
         "decode mask PNG": lambda: read_mask_array(mask),
-        "eval transform (after reduced decode)": lambda: transform(image, image[..., 0].astype("float32") / 255),
+        "eval transform (after its decode)": lambda: transform(image, image[..., 0].astype("float32") / 255),
     }
     out = {}
     for name, fn in stages.items():

@@ -2,8 +2,9 @@
 
 Two figures:
 
-1. End-to-end :class:`~inharmony.inference.Predictor` latency for one 4000×3000 JPEG (decode with
-   DCT downscaling, resize, network at ``--size``, mask resized back to 12 MP), median of
+1. End-to-end :class:`~inharmony.inference.Predictor` latency for one 4000×3000 JPEG (the evaluation
+   preprocessing of :mod:`inharmony.preprocessing`: decode, with DCT downscaling where it allows it,
+   resize and normalise; network at ``--size``; mask resized back to 12 MP), median of
    ``--repeats`` runs after a warm-up, with the split between network and the rest.
 2. The network alone at ``--size`` (batch 1): eager PyTorch vs ONNX Runtime, median latency and
    the speed ratio (eager time / ONNX Runtime time, > 1 means ONNX Runtime is faster).
@@ -73,7 +74,7 @@ def _synthetic_photo(path: Path, width: int = 4000, height: int = 3000) -> Path:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..inference import Predictor, _resize_mask
+    from ..inference import Predictor, resize_mask
     from ..models import create_model
 
     if args.threads:
@@ -93,13 +94,13 @@ def run(args: argparse.Namespace) -> int:
         net = _time(lambda: predictor.forward_batch(batch[None]), args.repeats)
         mask = predictor.forward_batch(batch[None])[0, 0].cpu()
         height, width = predictor(photo).shape
-        post = _time(lambda: _resize_mask(mask, height, width), args.repeats)
+        post = _time(lambda: resize_mask(mask, height, width), args.repeats)
         from PIL import Image
 
         with Image.open(photo) as image:
             megapixels = image.width * image.height / 1e6
         print(f"Predictor, one {megapixels:.1f}-MP JPEG, {args.repeats} runs: {total}")
-        print(f"  parts: decode+resize {pre}; network {net}; mask back to {width}x{height} {post}")
+        print(f"  parts: decode+resize+normalise {pre}; network {net}; mask back to {width}x{height} {post}")
 
         if args.skip_onnx:
             return 0

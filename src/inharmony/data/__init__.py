@@ -8,10 +8,10 @@ Example:
     (torch.Size([8, 3, 224, 224]), torch.Size([8, 1, 224, 224]), ['HCOCO', 'HFlickr'])
 """
 
+from ..errors import DataError
 from .datamodule import IHarmony4DataModule
 from .dataset import IHarmony4
 from .decode import decode_image, decode_mask, decode_pair, reduction_factor
-from .errors import DataError
 from .index import OFFICIAL_SUBSETS, Sample, build_index, pair_composite, parse_composite_name, read_list_file
 from .le50 import ForegroundCache, filter_le50, foreground_fraction
 from .splits import split_by_real_id

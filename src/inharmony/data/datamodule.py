@@ -20,8 +20,9 @@ from typing import Any, Literal
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import DataError
+from ..preprocessing import EvalPreprocess
 from .dataset import IHarmony4
-from .errors import DataError
 from .index import FOLDERS, discover_subsets, resolve_list_files
 from .splits import split_by_real_id
 from .transforms import PairTransform, eval_transform, train_transform
@@ -33,7 +34,9 @@ class IHarmony4DataModule(L.LightningDataModule):
     """Train / val / test loaders for iHarmony4 (or any tree in its layout, e.g. from ``inharmony synth``).
 
     Batches are dicts: ``image`` float (B, 3, H, W) ImageNet-normalised, ``mask`` float (B, 1, H, W) in
-    {0, 1}, ``subset`` list[str], ``path`` list[str] (composite paths relative to the root).
+    {0, 1}, ``subset`` list[str], ``path`` list[str] (composite paths relative to the root). Val, test and
+    predict images go through :attr:`eval_transform`, the preprocessing :class:`~inharmony.inference.Predictor`
+    uses, so ``inharmony test`` scores the masks ``inharmony predict`` writes.
 
     Args:
         root: iHarmony4 root folder (give this or ``streaming``).
@@ -49,7 +52,8 @@ class IHarmony4DataModule(L.LightningDataModule):
         test_list: explicit test list file.
         crop_scale: RandomResizedCrop area scale range for training.
         hflip: horizontal-flip probability for training.
-        reduced_decoding: decode huge JPEGs at reduced scale when the output is small.
+        reduced_decoding: decode huge JPEGs at reduced scale when the output is small (False: never; for
+            val/test/predict only where :data:`inharmony.preprocessing.EVAL_PIXELS` allows it too).
         on_error: ``"raise"`` or ``"skip"`` bad samples (skipping warns and counts; see :class:`IHarmony4`).
         cache_dir: where to cache foreground fractions (default: next to the data, else the user cache).
         streaming: folder or object-store URL written by ``inharmony data optimize``
@@ -98,7 +102,8 @@ class IHarmony4DataModule(L.LightningDataModule):
         return train_transform(self.hparams.image_size, scale=tuple(self.hparams.crop_scale), hflip=self.hparams.hflip)
 
     @property
-    def eval_transform(self) -> PairTransform:
+    def eval_transform(self) -> EvalPreprocess:
+        """The evaluation preprocessing of val/test/predict: the one :class:`~inharmony.inference.Predictor` uses."""
         return eval_transform(self.hparams.image_size)
 
     # -- layout checks -------------------------------------------------------------------------------
@@ -133,7 +138,7 @@ class IHarmony4DataModule(L.LightningDataModule):
 
     # -- datasets ------------------------------------------------------------------------------------
 
-    def _folder(self, split: str, transform: PairTransform | None) -> IHarmony4:
+    def _folder(self, split: str, transform: PairTransform | EvalPreprocess | None) -> IHarmony4:
         h = self.hparams
         return IHarmony4(
             self.root,
@@ -147,7 +152,7 @@ class IHarmony4DataModule(L.LightningDataModule):
             on_error=h.on_error,
         )
 
-    def _stream(self, split: str, transform: PairTransform, shuffle: bool) -> Dataset | None:
+    def _stream(self, split: str, transform: PairTransform | EvalPreprocess, shuffle: bool) -> Dataset | None:
         from .streaming import StreamingIHarmony4, read_meta
 
         uri = f"{self.streaming}/{split}"

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from ..errors import DataError
 from .decode import decode_pair, read_bytes
-from .errors import DataError
 from .index import Sample, build_index, order_subsets
 from .le50 import filter_le50
 
@@ -38,7 +38,12 @@ def load_item(
     reduced_decoding: bool = True,
     where: str = "",
 ) -> dict[str, Any]:
-    """Decode one pair and apply ``transform``; shared by the folder and the streaming sources."""
+    """Decode one pair and apply ``transform``; shared by the folder and the streaming sources.
+
+    The composite is decoded as the transform asks (its ``min_source_side``: the shorter side reduced
+    JPEG decoding must keep, None for a full-size decode), so an item of the eval transform holds the
+    tensor :class:`~inharmony.inference.Predictor` gives the network for the same file.
+    """
     min_side = getattr(transform, "min_source_side", None) if reduced_decoding else None
     image, target = decode_pair(
         composite, mask, f"{where}{sample.composite}", f"{where}{sample.mask}", min_side=min_side
@@ -63,7 +68,9 @@ class IHarmony4(Dataset):
             :func:`~inharmony.data.transforms.train_transform`. Without one, items hold NumPy arrays.
         samples: use these samples instead of indexing ``root`` (e.g. one side of a validation split).
         cache_dir: where to cache foreground fractions (default: next to the data, else the user cache).
-        reduced_decoding: decode huge JPEGs at 1/2, 1/4 or 1/8 scale when the transform's output allows.
+        reduced_decoding: decode huge JPEGs at 1/2, 1/4 or 1/8 scale when the transform allows (its
+            ``min_source_side``; :func:`~inharmony.data.eval_transform` allows it per
+            :data:`inharmony.preprocessing.EVAL_PIXELS`). False always decodes at full size.
         on_error: ``"raise"`` (default) stops at a bad sample with an error naming the file; ``"skip"``
             warns, counts it in :attr:`skipped`, and serves the next good sample instead.
 

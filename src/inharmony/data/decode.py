@@ -5,8 +5,9 @@ network input is 224 px. libjpeg can decode at 1/2, 1/4 or 1/8 scale directly fr
 (``cv2.IMREAD_REDUCED_COLOR_*``), several times faster than a full decode. :func:`reduction_factor`
 picks the largest factor that keeps the shorter side at least ``min_side`` pixels.
 
-Both functions take the file's bytes, so the folder source and the streaming (litdata) source decode
-identically.
+Composites are decoded by :func:`inharmony.preprocessing.decode_image` (re-exported here), the decoder
+the Predictor uses too; this module adds masks and pairs. Every function takes the file's bytes, so the
+folder source and the streaming (litdata) source decode identically.
 
 Example:
     >>> buf = read_bytes("HAdobe5k/composite_images/a0001_1_1.jpg")  # doctest: +SKIP
@@ -16,14 +17,13 @@ Example:
 
 from __future__ import annotations
 
-import io
 import os
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from .errors import DataError
+from ..errors import DataError
+from ..preprocessing import decode_image, image_size, reduction_factor
 
 __all__ = [
     "decode_image",
@@ -36,9 +36,6 @@ __all__ = [
     "reduction_factor",
 ]
 
-_REDUCED_COLOR = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                  8: cv2.IMREAD_REDUCED_COLOR_8}  # fmt: skip
-
 
 def read_bytes(path: str | os.PathLike) -> bytes:
     """The file's bytes; a clear error when it is missing or unreadable."""
@@ -47,72 +44,6 @@ def read_bytes(path: str | os.PathLike) -> bytes:
             return fh.read()
     except OSError as err:
         raise DataError(f"cannot read {os.fspath(path)!r}: {err.strerror or err}") from err
-
-
-def image_size(buf: bytes, name: str = "<bytes>") -> tuple[int, int]:
-    """``(height, width)`` from the image header only (no pixel decoding)."""
-    try:
-        with Image.open(io.BytesIO(buf)) as im:
-            width, height = im.size
-    except Exception as err:  # PIL raises several types for bad headers
-        raise DataError(f"{name}: not a readable image ({err}); re-download or remove it from the list") from err
-    return height, width
-
-
-def reduction_factor(height: int, width: int, min_side: int | None) -> int:
-    """Largest factor in (1, 2, 4, 8) whose reduced image keeps its shorter side ≥ ``min_side``.
-
-    Example:
-        >>> reduction_factor(4000, 6000, 448)
-        8
-        >>> reduction_factor(480, 640, 224)
-        2
-    """
-    if not min_side:
-        return 1
-    short = min(height, width)
-    for factor in (8, 4, 2):
-        # libjpeg rounds reduced sizes up
-        if -(-short // factor) >= min_side:
-            return factor
-    return 1
-
-
-def _jpeg_complete(buf: bytes | memoryview) -> bool:
-    """Whether the JPEG's last scan is followed by an end-of-image marker (truncated files lack it)."""
-    if b"\xff\xd9" in bytes(buf[-1024:]):
-        return True
-    # Data appended after the image (camera trailers) can push the marker out of the tail.
-    data = bytes(buf)
-    last_scan = data.rfind(b"\xff\xda")
-    return last_scan >= 0 and data.find(b"\xff\xd9", last_scan) >= 0
-
-
-def _is_jpeg(buf: bytes | memoryview) -> bool:
-    return bytes(buf[:3]) == b"\xff\xd8\xff"
-
-
-def decode_image(buf: bytes, name: str = "<bytes>", min_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode a colour image to RGB ``uint8`` (H, W, 3).
-
-    Args:
-        buf: the encoded file.
-        name: shown in errors.
-        min_side: if given and the image is a JPEG, decode at the largest 1/2, 1/4 or 1/8 scale whose
-            shorter side stays ≥ ``min_side``.
-
-    Returns:
-        The image and its full-resolution ``(height, width)``.
-    """
-    full = image_size(buf, name)
-    factor = reduction_factor(*full, min_side) if _is_jpeg(buf) else 1
-    if _is_jpeg(buf) and not _jpeg_complete(buf):
-        # OpenCV decodes a truncated JPEG without error (grey bottom rows): refuse it.
-        raise DataError(f"{name}: truncated JPEG (no end-of-image marker); re-download the file")
-    image = cv2.imdecode(np.frombuffer(buf, np.uint8), _REDUCED_COLOR[factor])
-    if image is None:
-        raise DataError(f"{name}: OpenCV cannot decode this image (corrupt or truncated?)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), full
 
 
 def read_mask_array(buf: bytes, name: str = "<bytes>") -> np.ndarray:

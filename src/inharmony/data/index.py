@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ..constants import SUBSET_ORDER
 from .errors import DataError
 
 __all__ = [
@@ -32,7 +33,7 @@ __all__ = [
     "resolve_list_files",
 ]
 
-OFFICIAL_SUBSETS = ("HCOCO", "HAdobe5k", "HFlickr", "Hday2night")
+OFFICIAL_SUBSETS = SUBSET_ORDER  # the papers' order; kept under this name for existing imports
 FOLDERS = ("composite_images", "masks", "real_images")
 _SPLITS = ("train", "test")
 

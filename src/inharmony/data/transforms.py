@@ -1,8 +1,11 @@
 """Train and eval transforms (albumentations) for a composite and its mask.
 
-The official recipe: train = RandomResizedCrop to 224 with scale (0.9, 1.0) plus horizontal flip,
-eval = resize to 224×224; the mask is resized like the image (bilinear, area when shrinking) and then
-thresholded at 0.5; the image is normalised with ImageNet statistics.
+The official recipe: train = RandomResizedCrop to 224 with scale (0.9, 1.0) plus horizontal flip;
+eval = resize to 224×224. Both normalise with the same :class:`~inharmony.preprocessing.Normalize`
+(ImageNet statistics by default). The eval transform *is* the evaluation preprocessing the
+:class:`~inharmony.inference.Predictor` uses (:class:`~inharmony.preprocessing.EvalPreprocess`), so
+``inharmony test`` scores exactly what ``inharmony predict`` outputs; its pixel choices (decoding,
+interpolation, mask threshold) are :data:`inharmony.preprocessing.EVAL_PIXELS`.
 
 Example:
     >>> t = train_transform(224)
@@ -14,16 +17,17 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import albumentations as A
 import cv2
 import numpy as np
 import torch
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PairTransform", "eval_transform", "train_transform"]
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..preprocessing import EvalPixels, EvalPreprocess, Normalize
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PairTransform", "eval_transform", "train_transform"]
 
 
 def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -33,18 +37,25 @@ def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
 class PairTransform:
     """Apply an albumentations pipeline to ``(image, mask)`` and return tensors.
 
-    Returns image ``float32 (3, H, W)`` normalised and mask ``float32 (1, H, W)`` in {0, 1}.
+    Returns image ``float32 (3, H, W)`` normalised and mask ``float32 (1, H, W)`` in {0, 1}
+    (``mask >= threshold`` after the pipeline).
 
     Attributes:
         min_source_side: the shorter side the decoded image needs so the pipeline never upsamples
             (used to choose reduced JPEG decoding).
     """
 
-    def __init__(self, pipeline: A.BasicTransform | A.Compose, min_source_side: int, threshold: float = 0.5):
+    def __init__(
+        self,
+        pipeline: A.BasicTransform | A.Compose,
+        min_source_side: int | None,
+        threshold: float = 0.5,
+        normalize: Normalize | None = None,
+    ):
         self.pipeline = pipeline
         self.min_source_side = min_source_side
         self.threshold = threshold
-        self.normalize = A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value=255.0)
+        self.normalize = normalize or Normalize()
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(self.pipeline, A.Compose):
@@ -52,9 +63,8 @@ class PairTransform:
             # augmentation follow seed_everything (per DataLoader worker too) and resume exactly.
             self.pipeline.set_random_seed(int(torch.randint(0, 2**31 - 1, ()).item()))
         out = self.pipeline(image=image, mask=mask.astype(np.float32, copy=False))
-        image = self.normalize(image=out["image"])["image"]
         mask = (out["mask"] >= self.threshold).astype(np.float32)
-        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), torch.from_numpy(mask[None])
+        return self.normalize(out["image"]), torch.from_numpy(mask[None])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.pipeline!r})"
@@ -65,6 +75,8 @@ def train_transform(
     scale: tuple[float, float] = (0.9, 1.0),
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
     hflip: float = 0.5,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
 ) -> PairTransform:
     """The official training augmentation: RandomResizedCrop(size, scale) + horizontal flip."""
     h, w = _hw(size)
@@ -83,21 +95,18 @@ def train_transform(
     )
     # The smallest crop has side ≈ sqrt(scale_min * ratio_min) of the image's; keep it ≥ the output.
     shrink = math.sqrt(max(1e-6, scale[0] * min(ratio[0], 1.0)))
-    return PairTransform(pipeline, min_source_side=math.ceil(max(h, w) / shrink))
+    return PairTransform(pipeline, min_source_side=math.ceil(max(h, w) / shrink), normalize=Normalize(mean, std))
 
 
-def eval_transform(size: int | tuple[int, int] = 224) -> PairTransform:
-    """The official evaluation transform: resize to ``size`` (no crop, aspect not kept)."""
-    h, w = _hw(size)
-    pipeline = A.Compose(
-        [
-            A.Resize(
-                height=h,
-                width=w,
-                interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_LINEAR,
-                area_for_downscale="image_mask",
-            )
-        ]
-    )
-    return PairTransform(pipeline, min_source_side=max(h, w))
+def eval_transform(
+    size: int | tuple[int, int] = 224,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    pixels: EvalPixels | None = None,
+) -> EvalPreprocess:
+    """The evaluation transform: resize to ``size`` (no crop, aspect not kept), as the Predictor does.
+
+    Returns the one evaluation preprocessing, :class:`~inharmony.preprocessing.EvalPreprocess`, with
+    ``pixels`` defaulting to :data:`~inharmony.preprocessing.EVAL_PIXELS`.
+    """
+    return EvalPreprocess(size, mean, std, pixels)
