@@ -185,7 +185,7 @@ def test_resume_matches_uninterrupted_run(fake_ihd, tmp_path, monkeypatch):
 def test_predict_with_config_writes_masks(fake_ihd, fitted, tmp_path):
     from PIL import Image
 
-    from inharmony.commands.train import run_lightning
+    from inharmony.cli.lightning import run_lightning
 
     _, last = fitted
     out = tmp_path / "masks"

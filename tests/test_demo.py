@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from inharmony.cli import main
-from inharmony.commands.demo import find_config, trivial_scores
+from inharmony.cli.demo import find_config, trivial_scores
 
 
 def test_packaged_demo_config_is_found():

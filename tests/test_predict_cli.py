@@ -9,8 +9,7 @@ from PIL import Image
 
 import inharmony
 from inharmony import hub
-from inharmony.cli import main
-from inharmony.commands import predict as predict_command
+from inharmony.cli import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, main
 from inharmony.inference import Predictor
 
 TINY = {"decoder_channels": 8}
@@ -46,7 +45,7 @@ def test_folder_with_corrupt_files(photos, weights, tmp_path, capsys):
     out = tmp_path / "out"
     code = _run([str(photos), "--out", str(out)], weights[0])
     err = capsys.readouterr().err
-    assert code == predict_command.EXIT_SKIPPED == 1
+    assert code == EXIT_SKIPPED == 1
     assert sorted(p.name for p in out.iterdir()) == ["a_mask.png", "a_overlay.png", "b_mask.png", "b_overlay.png"]
     assert "broken.jpg" in err and "notes.txt" in err and "2 input(s) skipped" in err
     assert "wrote 2 of 4 images" in err
@@ -64,7 +63,7 @@ def test_all_good_inputs_exit_0_and_binary_masks(photos, weights, tmp_path):
     (photos / "notes.txt").unlink()
     out = tmp_path / "out"
     assert _run([str(photos / "a.jpg"), str(photos / "b.png"), "--out", str(out), "--binary", "--no-overlay"],
-                weights[0]) == predict_command.EXIT_OK == 0
+                weights[0]) == EXIT_OK == 0
     assert sorted(p.name for p in out.iterdir()) == ["a_mask.png", "b_mask.png"]
     assert set(np.unique(np.asarray(Image.open(out / "a_mask.png")))) <= {0, 255}
 
@@ -101,7 +100,7 @@ def test_same_names_from_two_folders_do_not_collide(photos, weights, tmp_path):
 def test_usage_errors_exit_2(tmp_path, weights, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert _run([str(empty), "--out", str(tmp_path / "o")], weights[0]) == predict_command.EXIT_USAGE == 2
+    assert _run([str(empty), "--out", str(tmp_path / "o")], weights[0]) == EXIT_USAGE == 2
     assert "no input images" in capsys.readouterr().err
     img = tmp_path / "x.png"
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(img)
@@ -120,7 +119,7 @@ def test_lightning_options_are_handed_to_lightning_cli(monkeypatch):
         seen["call"] = (subcommand, argv)
         return 0
 
-    import inharmony.commands.train as train
+    import inharmony.cli.lightning as train
 
     monkeypatch.setattr(train, "run_lightning", fake_run_lightning)
     argv = ["--config", "configs/dirl.yaml", "--ckpt_path", "best.ckpt"]

@@ -10,8 +10,8 @@ from torch import nn
 import inharmony
 from inharmony.callbacks import LocalizationMetricsCallback
 from inharmony.data import IHarmony4DataModule
+from inharmony.errors import CheckpointError
 from inharmony.losses import DIRLLoss, loss_for_model
-from inharmony.models._checkpoint import CheckpointError
 from inharmony.task import LocalizationTask
 
 MODELS = inharmony.list_models()

@@ -19,8 +19,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torch.utils.data import DistributedSampler
 
+from .errors import CheckpointError
 from .models import create_model
-from .models._checkpoint import CheckpointError
 
 __all__ = ["LocalizationTask"]
 

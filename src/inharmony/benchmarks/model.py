@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 NAME = "model"
 HELP = "Parameter count, FLOPs (torch.utils.flop_counter) and eager inference latency per model."
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", action="append", help="model name (repeatable; default: every registered model)")
-    parser.add_argument("--size", type=int, default=224, help="square input size")
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=10, help="timed forward passes (after 2 warm-up passes)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
 
 
 def measure(name: str, size: int, batch_size: int, repeats: int, device: str) -> dict[str, float]:
@@ -53,21 +43,41 @@ def measure(name: str, size: int, batch_size: int, repeats: int, device: str) ->
     }
 
 
-def run(args: argparse.Namespace) -> int:
+def run(
+    model: list[str] | None = None,
+    size: int = 224,
+    batch_size: int = 1,
+    repeats: int = 10,
+    device: str = "cpu",
+    threads: int | None = None,
+) -> int:
+    """Parameter count, FLOPs (torch.utils.flop_counter) and eager inference latency per model.
+
+    Args:
+        model: Model names (repeat ``--model``); default: every registered model.
+        size: Square input size.
+        batch_size: Images per forward pass.
+        repeats: Timed forward passes (after 2 warm-up passes).
+        device: ``cpu``, ``cuda``, ...
+        threads: ``torch.set_num_threads`` (default: torch's).
+
+    Example:
+        inharmony bench model --model dirl --size 224 --threads 2
+    """
     import torch
 
     from ..models import list_models
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    names = args.model or list_models()
+    if threads:
+        torch.set_num_threads(threads)
+    names = model or list_models()
     print(
-        f"input {args.batch_size}x3x{args.size}x{args.size}, device {args.device}, "
+        f"input {batch_size}x3x{size}x{size}, device {device}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}"
     )
     print("FLOPs as torch.utils.flop_counter counts them (2 per multiply-add); MACs = FLOPs / 2.")
     print(f"{'model':<16} {'params':>12} {'GFLOPs/img':>11} {'median ms':>10} {'min ms':>9}")
     for name in names:
-        r = measure(name, args.size, args.batch_size, args.repeats, args.device)
+        r = measure(name, size, batch_size, repeats, device)
         print(f"{name:<16} {r['params']:>12,} {r['gflops']:>11.1f} {r['median_ms']:>10.1f} {r['min_ms']:>9.1f}")
     return 0

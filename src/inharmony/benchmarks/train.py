@@ -6,22 +6,12 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
 
 NAME = "train"
 HELP = "Time one training step (forward + model's loss + backward + Adam) per model on random data."
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", action="append", help="model name (repeatable; default: dirl and rsrnet)")
-    parser.add_argument("--size", type=int, default=224, help="square input size")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3, help="timed steps (after one warm-up step)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
 
 
 def measure_step(name: str, size: int, batch_size: int, repeats: int, device: str = "cpu") -> dict[str, float]:
@@ -55,20 +45,40 @@ def measure_step(name: str, size: int, batch_size: int, repeats: int, device: st
     return {"median_s": statistics.median(times), "min_s": min(times), "times": times}
 
 
-def run(args: argparse.Namespace) -> int:
+def run(
+    model: list[str] | None = None,
+    size: int = 224,
+    batch_size: int = 8,
+    repeats: int = 3,
+    device: str = "cpu",
+    threads: int | None = None,
+) -> int:
+    """Time one training step (forward + the model's loss + backward + Adam) per model on random data.
+
+    Args:
+        model: Model names (repeat ``--model``); default: dirl and rsrnet.
+        size: Square input size.
+        batch_size: Images per step.
+        repeats: Timed steps (after one warm-up step).
+        device: ``cpu``, ``cuda``, ...
+        threads: ``torch.set_num_threads`` (default: torch's).
+
+    Example:
+        inharmony bench train --model dirl --model rsrnet --size 224 --batch-size 8 --repeats 2
+    """
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    names = args.model or ["dirl", "rsrnet"]
+    if threads:
+        torch.set_num_threads(threads)
+    names = model or ["dirl", "rsrnet"]
     load = os.getloadavg()
     print(
-        f"one training step, batch {args.batch_size}x3x{args.size}x{args.size}, device {args.device}, "
+        f"one training step, batch {batch_size}x3x{size}x{size}, device {device}, "
         f"{torch.get_num_threads()} threads on {os.cpu_count()} CPUs, load average {load[0]:.1f} at start"
     )
     print(f"{'model':<16} {'median s/step':>14} {'min s/step':>11}   all")
     for name in names:
-        r = measure_step(name, args.size, args.batch_size, args.repeats, args.device)
+        r = measure_step(name, size, batch_size, repeats, device)
         steps = ", ".join(f"{t:.1f}" for t in r["times"])
         print(f"{name:<16} {r['median_s']:>14.2f} {r['min_s']:>11.2f}   [{steps}]")
     print(f"load average at end {os.getloadavg()[0]:.1f} (a busy machine inflates these times)")

@@ -1,0 +1,273 @@
+"""Typed functions behind the tool commands that have no library function of their own.
+
+Each signature and Google docstring is the one declaration of the command's options (the parser is
+built from it, see :mod:`inharmony.cli.tools`); each returns the exit code. The ``report_*``
+functions print the outcome of a library function (``synthesize``, ``resize_tree``, ...) that a
+command runs directly. Heavy imports stay inside the functions so ``inharmony --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from .exit_codes import EXIT_OK, EXIT_PARTIAL, error
+from .tools import Tool, doc_example
+
+__all__ = ["bench_tools", "convert_dirl_official", "export", "models", "push"]
+
+
+def models(pattern: str = "*") -> int:
+    """List registered models, their weight tags and whether the weights are published.
+
+    Args:
+        pattern: Shell-style filter on model names.
+
+    Example:
+        inharmony models --pattern 'dirl*'
+    """
+    from ..models import get_pretrained_cfg, list_models, list_pretrained
+
+    names = list_models(pattern)
+    if not names:
+        print(f"no model matches {pattern!r}")
+        return EXIT_PARTIAL
+    for name in names:
+        default = get_pretrained_cfg(name)
+        print(f"{name}  ({default.paper_url or 'no paper link'})")
+        for tagged in list_pretrained(f"{name}.*") or [name]:
+            cfg = get_pretrained_cfg(tagged)
+            where = f"{cfg.hf_hub_id}@{cfg.revision}" if cfg.hf_hub_id else "weights not published yet"
+            scores = ", ".join(f"{k}={v}" for k, v in cfg.metrics.items())
+            print(f"  {cfg.name:<28} {where}" + (f"  reference: {scores}" if scores else ""))
+    return EXIT_OK
+
+
+def convert_dirl_official(
+    dir: str, out: str, epoch: str = "best", metrics: str | None = None, force: bool = False
+) -> int:
+    """Convert the DIRL authors' released checkpoints into an inharmony hub folder.
+
+    Reads ``encoder_epoch{EPOCH}.pth`` and ``decoder_epoch{EPOCH}.pth`` of
+    bcmi/DIRL-Inharmonious-Region-Localization and writes ``config.json``, ``model.safetensors`` and
+    a model card.
+
+    Args:
+        dir: Folder holding the official checkpoint pair.
+        out: Hub folder to write.
+        epoch: ``best``, ``latest`` or an epoch number.
+        metrics: ``metrics.json`` measured for these weights (for the model card).
+        force: Write into a non-empty ``--out`` folder.
+    """
+    from ..converters import load_official_dirl
+    from ..hub import save_pretrained
+    from ..model_card import read_metrics_file
+
+    target = Path(out)
+    if target.exists() and any(target.iterdir()) and not force:
+        return error(f"{target} is not empty; choose another --out or pass --force")
+    which: int | str = int(epoch) if epoch.isdigit() else epoch
+    card_metrics = read_metrics_file(metrics) if metrics else None
+    model = load_official_dirl(dir, epoch=which)
+    save_pretrained(
+        model,
+        target,
+        model_name="dirl",
+        model_kwargs={
+            "backbone": "resnet34",
+            "decoder_channels": model.decoder.head.in_channels,
+            "pretrained_backbone": False,
+        },
+        metrics=card_metrics,
+        model_card_kwargs={
+            "training_data": "iHarmony4, le50 training split; weights released by the DIRL authors "
+            f"(converted from encoder/decoder_epoch{which}.pth by `inharmony convert dirl-official`).",
+        },
+    )
+    print(f"wrote {target}/config.json, model.safetensors, README.md")
+    return EXIT_OK
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    sizes = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        height, _, width = item.partition("x")
+        sizes.append((int(height), int(width or height)))
+    return sizes
+
+
+def export(
+    out: str,
+    model: str = "dirl",
+    weights: str | None = None,
+    random_weights: bool = False,
+    format: Literal["onnx"] = "onnx",
+    size: int = 224,
+    opset: int = 18,
+    check_sizes: str = "224x224,160x288",
+    atol: float = 1e-4,
+) -> int:
+    """Export a model to ONNX (dynamic batch, height, width) and check it against PyTorch with ONNX Runtime.
+
+    Args:
+        out: Output file, e.g. ``dirl.onnx``.
+        model: Registered model name.
+        weights: Hub folder, Hub id, state dict or ``.ckpt``; default: the published weights.
+        random_weights: Export an untrained model (for tests).
+        format: Export format.
+        size: Example input size for tracing.
+        opset: ONNX opset.
+        check_sizes: ``HxW`` sizes compared against eager PyTorch after export (``''`` to skip).
+        atol: Largest allowed difference from eager PyTorch.
+    """
+    from ..export import check_onnx, export_onnx
+
+    sizes = _sizes(check_sizes)
+    if random_weights:
+        if weights:
+            return error("give --weights or --random-weights, not both")
+        from ..models import create_model
+
+        network = create_model(model).eval()
+    else:
+        from ..hub import load
+
+        network = load(model, weights=weights)
+    path = export_onnx(network, out, size=size, opset=opset)
+    if sizes:
+        try:
+            report = check_onnx(network, path, sizes=sizes, atol=atol)
+        except AssertionError as err:
+            error(str(err))
+            return EXIT_PARTIAL
+        for (height, width), diff in report.items():
+            print(f"checked {height}x{width}: max |onnx - eager| = {diff:.2e}")
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def push(
+    checkpoint: str,
+    *,
+    repo_id: str,
+    metrics: str | None = None,
+    training_data: str | None = None,
+    private: bool = False,
+    branch: str | None = None,
+    commit_message: str = "Upload inharmony model",
+    out: str | None = None,
+    dry_run: bool = False,
+    trust_checkpoint: bool = False,
+) -> int:
+    """Upload a Lightning checkpoint (or hub folder) to the Hugging Face Hub, with config and model card.
+
+    Args:
+        checkpoint: A ``.ckpt`` written by ``inharmony fit``, or a hub folder (config.json + model.safetensors).
+        repo_id: Hub repository, ``org/name`` (created if needed).
+        metrics: ``metrics.json`` (e.g. from ``inharmony test``) for the model card.
+        training_data: One line on the training data, for the card.
+        private: Create the repository as private.
+        branch: Branch to push to (default: main).
+        commit_message: Commit message of the upload.
+        out: Also keep the hub folder here.
+        dry_run: Write the folder (``--out``) and do not upload.
+        trust_checkpoint: Allow pickled Python objects in the ``.ckpt`` (only for files you made).
+    """
+    from ..converters import load_lightning_checkpoint
+    from ..hub import CONFIG_NAME, from_pretrained, save_pretrained
+    from ..model_card import read_metrics_file
+
+    if dry_run and not out:
+        return error("--dry-run needs --out DIR (where to write the folder)")
+    card_metrics = read_metrics_file(metrics) if metrics else None
+    if Path(checkpoint).is_dir():
+        model = from_pretrained(checkpoint)
+        config = json.loads((Path(checkpoint) / CONFIG_NAME).read_text(encoding="utf-8"))
+        hparams = {"model": config["architecture"], "model_kwargs": config.get("model_args", {})}
+    else:
+        model, hparams = load_lightning_checkpoint(checkpoint, trust=trust_checkpoint)
+    card = {"repo_id": repo_id, **({"training_data": training_data} if training_data else {})}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(out) if out else Path(tmp) / "model"
+        save_pretrained(
+            model,
+            folder,
+            model_name=hparams["model"],
+            model_kwargs=dict(hparams.get("model_kwargs") or {}),
+            metrics=card_metrics,
+            model_card_kwargs=card,
+            push_to_hub=not dry_run,
+            repo_id=repo_id,
+            private=private or None,
+            branch=branch,
+            commit_message=commit_message,
+        )
+    if dry_run:
+        print(f"wrote {folder} (not uploaded: --dry-run); upload with `huggingface-cli upload {repo_id} {folder}`")
+    else:
+        print(f"uploaded to https://huggingface.co/{repo_id}" + (f" (folder kept in {folder})" if out else ""))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- reports of library functions
+
+
+def report_synth(summary: dict[str, Any], **_: Any) -> int:
+    held = ", ".join(summary["test_photos"]) or "none (split by real image)"
+    print(
+        f"wrote {summary['train']} train + {summary['test']} test composites to "
+        f"{summary['root']}/{summary['subset']} (test-only photos: {held})"
+    )
+    return EXIT_OK
+
+
+def report_resize(written: int, *, out: str, max_side: int, **_: Any) -> int:
+    print(f"wrote {written} files to {out} (longest side ≤ {max_side}px)")
+    return EXIT_OK
+
+
+def report_optimize(counts: dict[str, int], *, out: str, **_: Any) -> int:
+    print(f"wrote litdata chunks to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return EXIT_OK
+
+
+def report_check(report: Any, **_: Any) -> int:
+    bad = 0
+    for split in report:
+        print(f"{split.split}: {split.total} composites, {split.total_le50} with foreground ≤ 50 % (le50)")
+        for subset, (count, le50) in split.counts.items():
+            print(f"  {subset:<12} {count:>7}  le50 {le50:>7}")
+        if split.bad is not None:
+            for message in split.bad:
+                print(f"  BAD: {message}")
+            print(f"  {len(split.bad)} bad sample(s) in {split.split}")
+            bad += len(split.bad)
+    return EXIT_PARTIAL if bad else EXIT_OK
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+
+def bench_tools() -> dict[str, Tool]:
+    """One tool per module of :mod:`inharmony.benchmarks` (typed ``run`` function, or argparse module)."""
+    import importlib
+    import pkgutil
+
+    from .. import benchmarks
+
+    found = {}
+    for info in sorted(pkgutil.iter_modules(benchmarks.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        name = f"{benchmarks.__name__}.{info.name}"
+        module = importlib.import_module(name)
+        if not hasattr(module, "NAME"):
+            continue
+        legacy = hasattr(module, "add_arguments")
+        target = name if legacy else f"{name}:run"
+        example = f"inharmony bench {module.NAME}" if legacy else doc_example(module.run)
+        found[module.NAME] = Tool(target, module.HELP, example, legacy=legacy)
+    return found
+

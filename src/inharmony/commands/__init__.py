@@ -1,1 +1,0 @@
-"""Subcommands of the ``inharmony`` command, one module each (see :mod:`inharmony.cli`)."""
