@@ -6,14 +6,12 @@ Example:
     ['dirl']
     >>> model = inharmony.create_model("dirl").eval()
 
-``Predictor`` is imported on first use, so ``import inharmony`` stays light (torch, timm and
-huggingface_hub only).
+The names below are imported on first use (PEP 562), so ``import inharmony`` (and with it
+``inharmony --help``) costs nothing until a model is asked for.
 """
 
 from typing import Any
 
-from .hub import load
-from .models import create_model, from_pretrained, get_pretrained_cfg, list_models, list_pretrained
 from .version import __version__
 
 __all__ = [
@@ -27,19 +25,29 @@ __all__ = [
     "load",
 ]
 
-# name -> (module, attribute), imported on first access (PEP 562).
-_LAZY = {"Predictor": ("inharmony.inference", "Predictor")}
+# name -> module that defines it, imported on first access.
+_LAZY = {
+    "Predictor": "inharmony.inference",
+    "create_model": "inharmony.models",
+    "from_pretrained": "inharmony.models",
+    "get_pretrained_cfg": "inharmony.models",
+    "list_models": "inharmony.models",
+    "list_pretrained": "inharmony.models",
+    "load": "inharmony.hub",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    import importlib.util
 
-        module_name, attribute = _LAZY[name]
-        value = getattr(importlib.import_module(module_name), attribute)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'inharmony' has no attribute {name!r}")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f"{__name__}.{name}")  # inharmony.models etc. without an explicit import
+    else:
+        raise AttributeError(f"module 'inharmony' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
