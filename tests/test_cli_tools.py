@@ -23,7 +23,7 @@ def _tools() -> list[tuple[list[str], Tool]]:
             found.append(([name], entry))
         elif isinstance(entry, Group):
             found += [([name, sub], tool) for sub, tool in entry.resolved_tools().items()]
-    return [(path, tool) for path, tool in found if not tool.legacy]
+    return found
 
 
 TOOLS = _tools()
@@ -35,7 +35,7 @@ def _flat(text: str) -> str:
 
 @pytest.mark.parametrize(("path", "tool"), TOOLS, ids=[" ".join(p) for p, _ in TOOLS])
 def test_tool_options_are_the_functions_parameters(path, tool, capsys):
-    """Every parameter of the function is an option (or the positional), with its docstring as help."""
+    """Every parameter of the function is an option (or the positional), described by its docstring's Args: entry."""
     function = resolve(tool.target)
     assert main([*path, "--help"]) == 0
     help_text = _flat(capsys.readouterr().out)
@@ -44,8 +44,8 @@ def test_tool_options_are_the_functions_parameters(path, tool, capsys):
     for name in inspect.signature(function).parameters:
         if name not in tool.positional:
             assert f"--{name}" in help_text, (path, name)
-        if docs.get(name):
-            assert _flat(docs[name])[:40] in help_text, (path, name)
+        assert docs.get(name), f"{tool.target}: parameter {name!r} has no Args: entry"
+        assert _flat(docs[name])[:40] in help_text, (path, name)
 
 
 def test_classic_spellings_are_rewritten():

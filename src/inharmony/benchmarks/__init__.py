@@ -2,6 +2,5 @@
 
 Each module defines ``NAME``, ``HELP`` and a typed ``run(...) -> int`` whose signature and Google
 docstring declare the command's options (the parser is built from them), and prints its figures.
-A module may instead still define ``add_arguments(parser)`` and ``run(args)`` (argparse).
 Timing claims live here, never in the test suite.
 """

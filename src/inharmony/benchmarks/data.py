@@ -8,7 +8,6 @@ and a warm cache. ``--root`` measures an existing tree instead of synthetic imag
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -17,19 +16,6 @@ from pathlib import Path
 
 NAME = "data"
 HELP = "Data loading: images/s for train/eval pipelines (reduced decoding on/off), le50 index time cold/cached."
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", default=None, help="measure this iHarmony4 tree (default: synthetic images)")
-    parser.add_argument("--split", default="train", help="split of --root to read")
-    parser.add_argument("--sizes", default="480x640,4000x6000", help="HxW of the synthetic JPEGs, comma-separated")
-    parser.add_argument("--per-size", type=int, default=16, help="synthetic composites per size")
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--repeats", type=int, default=3, help="passes per figure; the median is reported")
-    parser.add_argument("--le50-n", type=int, default=1000, help="masks for the le50 timing (0 = skip)")
-    parser.add_argument("--le50-size", default="480x640", help="HxW of those masks")
 
 
 def _hw(text: str) -> tuple[int, int]:
@@ -66,16 +52,16 @@ def _write_tree(root: Path, sizes: list[tuple[int, int]], per_size: int) -> dict
     return groups
 
 
-def _throughput(root, samples, transform, reduced: bool, args) -> float:
+def _throughput(root, samples, transform, reduced: bool, batch_size: int, workers: int, repeats: int) -> float:
     from torch.utils.data import DataLoader
 
     from ..data import IHarmony4
 
     ds = IHarmony4(root, samples=samples, transform=transform, reduced_decoding=reduced)
-    loader = DataLoader(ds, batch_size=args.batch_size, num_workers=args.workers, shuffle=False,
-                        persistent_workers=args.workers > 0)  # fmt: skip
+    loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, shuffle=False,
+                        persistent_workers=workers > 0)  # fmt: skip
     rates = []
-    for _ in range(args.repeats + 1):  # the first pass warms the workers and the page cache
+    for _ in range(repeats + 1):  # the first pass warms the workers and the page cache
         start = time.perf_counter()
         n = sum(len(batch["path"]) for batch in loader)
         rates.append(n / (time.perf_counter() - start))
@@ -110,19 +96,19 @@ def _stage_timings(root: Path, sample, image_size: int, repeats: int) -> dict[st
     return out
 
 
-def _le50_timing(args, tmp: Path) -> tuple[float, float]:
+def _le50_timing(n: int, size: str, repeats: int, tmp: Path) -> tuple[float, float]:
     import cv2
     import numpy as np
 
     from ..data import IHarmony4
 
-    h, w = _hw(args.le50_size)
+    h, w = _hw(size)
     root = tmp / "le50"
     for folder in ("composite_images", "masks", "real_images"):
         (root / "HBench" / folder).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     names = []
-    for i in range(args.le50_n):
+    for i in range(n):
         mask = np.zeros((h, w), np.uint8)
         cv2.ellipse(mask, (int(rng.integers(w)), int(rng.integers(h))), (int(rng.integers(10, w // 2)),
                     int(rng.integers(10, h // 2))), 0, 0, 360, 255, -1)  # fmt: skip
@@ -137,40 +123,73 @@ def _le50_timing(args, tmp: Path) -> tuple[float, float]:
     IHarmony4(root, "train", le50=True, cache_dir=cache)
     cold = time.perf_counter() - start
     warm = []
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         start = time.perf_counter()
         IHarmony4(root, "train", le50=True, cache_dir=cache)
         warm.append(time.perf_counter() - start)
     return cold, statistics.median(warm)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(
+    root: str | None = None,
+    split: str = "train",
+    sizes: str = "480x640,4000x6000",
+    per_size: int = 16,
+    workers: int = 2,
+    batch_size: int = 8,
+    image_size: int = 224,
+    repeats: int = 3,
+    le50_n: int = 1000,
+    le50_size: str = "480x640",
+) -> int:
+    """Data loading: images/s for train/eval pipelines (reduced decoding on/off), le50 index time cold/cached.
+
+    Writes a synthetic iHarmony4-like tree (photos upscaled to ``--sizes``) into a temporary folder,
+    or reads ``--root``, and measures images/s through a DataLoader for the train and eval pipelines,
+    with and without reduced JPEG decoding; then the time per stage for one sample, and the time to
+    index ``--le50-n`` masks for le50 with a cold and a warm cache.
+
+    Args:
+        root: Measure this iHarmony4 tree (default: synthetic images).
+        split: Split of ``--root`` to read.
+        sizes: ``HxW`` of the synthetic JPEGs, comma-separated.
+        per_size: Synthetic composites per size.
+        workers: DataLoader workers.
+        batch_size: Images per DataLoader batch.
+        image_size: Output side of the train and eval transforms, in pixels.
+        repeats: Passes per figure; the median is reported.
+        le50_n: Masks for the le50 timing (0 = skip).
+        le50_size: ``HxW`` of those masks.
+
+    Example:
+        inharmony bench data --sizes 480x640,4000x6000 --workers 2
+    """
     from ..data import build_index, eval_transform, train_transform
 
-    print(f"cores: {os.cpu_count()} (load average {os.getloadavg()[0]:.1f}); workers {args.workers}, "
-          f"batch {args.batch_size}, output {args.image_size}px, median of {args.repeats} passes")  # fmt: skip
-    pipelines = {"train": train_transform(args.image_size), "eval": eval_transform(args.image_size)}
+    print(f"cores: {os.cpu_count()} (load average {os.getloadavg()[0]:.1f}); workers {workers}, "
+          f"batch {batch_size}, output {image_size}px, median of {repeats} passes")  # fmt: skip
+    pipelines = {"train": train_transform(image_size), "eval": eval_transform(image_size)}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        if args.root:
-            root = Path(args.root)
-            groups = {f"{args.root} ({args.split})": build_index(root, args.split)}
+        if root:
+            groups = {f"{root} ({split})": build_index(Path(root), split)}
+            tree = Path(root)
         else:
-            root = tmp / "tree"
+            tree = tmp / "tree"
             start = time.perf_counter()
-            groups = _write_tree(root, [_hw(s) for s in args.sizes.split(",")], args.per_size)
+            groups = _write_tree(tree, [_hw(s) for s in sizes.split(",")], per_size)
             print(f"wrote synthetic JPEGs in {time.perf_counter() - start:.1f}s")
         print(f"{'images':<24} {'pipeline':<8} {'reduced decoding':>17} {'full decoding':>14}  (images/s)")
         for key, samples in groups.items():
             for name, transform in pipelines.items():
-                fast = _throughput(root, samples, transform, True, args)
-                slow = _throughput(root, samples, transform, False, args)
+                fast = _throughput(tree, samples, transform, True, batch_size, workers, repeats)
+                slow = _throughput(tree, samples, transform, False, batch_size, workers, repeats)
                 print(f"{key:<24} {name:<8} {fast:>17.1f} {slow:>14.1f}")
         key, samples = list(groups.items())[-1]
-        print(f"per-sample stages, one process, {key} (ms, best of {args.repeats}):")
-        for name, ms in _stage_timings(root, samples[0], args.image_size, args.repeats).items():
+        print(f"per-sample stages, one process, {key} (ms, best of {repeats}):")
+        for name, ms in _stage_timings(tree, samples[0], image_size, repeats).items():
             print(f"  {name:<40} {ms:8.1f}")
-        if args.le50_n:
-            cold, warm = _le50_timing(args, tmp)
-            print(f"le50 index of {args.le50_n} masks ({args.le50_size}): cold {cold:.2f}s, cached {warm:.3f}s")
+        if le50_n:
+            cold, warm = _le50_timing(le50_n, le50_size, repeats, tmp)
+            print(f"le50 index of {le50_n} masks ({le50_size}): cold {cold:.2f}s, cached {warm:.3f}s")
     return 0

@@ -15,7 +15,6 @@ Timings depend on the machine's load; the command prints ``nproc``, the thread c
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -24,15 +23,6 @@ from pathlib import Path
 
 NAME = "inference"
 HELP = "Predictor latency on a 12-MP photo, and ONNX Runtime vs eager PyTorch speed."
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="dirl", help="registered model (random weights; speed only)")
-    parser.add_argument("--size", type=int, default=224, help="network input size (default 224)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median reported)")
-    parser.add_argument("--threads", type=int, default=None, help="torch / ONNX Runtime threads (default: torch's)")
-    parser.add_argument("--photo", default=None, help="a photo to use instead of a synthetic 4000×3000 JPEG")
-    parser.add_argument("--skip-onnx", action="store_true", help="only the Predictor figure")
 
 
 class _Timing:
@@ -71,45 +61,69 @@ def _synthetic_photo(path: Path, width: int = 4000, height: int = 3000) -> Path:
     return path
 
 
-def run(args: argparse.Namespace) -> int:
+def run(
+    model: str = "dirl",
+    size: int = 224,
+    repeats: int = 5,
+    threads: int | None = None,
+    photo: str | None = None,
+    skip_onnx: bool = False,
+) -> int:
+    """Predictor latency on a 12-MP photo, and ONNX Runtime vs eager PyTorch speed.
+
+    First the end-to-end :class:`~inharmony.inference.Predictor` latency for one 4000×3000 JPEG, split
+    into preprocessing, network and mask resizing; then the network alone (batch 1) in eager PyTorch
+    and in ONNX Runtime. The model has random weights: only the speed is measured.
+
+    Args:
+        model: Registered model (random weights; speed only).
+        size: Network input size.
+        repeats: Timed runs per figure (median reported).
+        threads: Torch / ONNX Runtime threads (default: torch's).
+        photo: A photo to use instead of a synthetic 4000×3000 JPEG.
+        skip_onnx: Only the Predictor figure.
+
+    Example:
+        inharmony bench inference --threads 1
+    """
     import torch
 
     from ..inference import Predictor, resize_mask
     from ..models import create_model
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if threads:
+        torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: nproc={os.cpu_count()}, torch threads={threads}, load average (1 min) {load:.1f}; "
-          f"model={args.model} (random weights), network size {args.size}")
-    model = create_model(args.model).eval()
-    predictor = Predictor(model, size=args.size, device="cpu")
+          f"model={model} (random weights), network size {size}")
+    network = create_model(model).eval()
+    predictor = Predictor(network, size=size, device="cpu")
 
     with tempfile.TemporaryDirectory() as tmp:
-        photo = Path(args.photo) if args.photo else _synthetic_photo(Path(tmp) / "photo_12mp.jpg")
-        total = _time(lambda: predictor(photo), args.repeats)
-        batch, _ = predictor.preprocess(photo)
-        pre = _time(lambda: predictor.preprocess(photo), args.repeats)
-        net = _time(lambda: predictor.forward_batch(batch[None]), args.repeats)
+        image_path = Path(photo) if photo else _synthetic_photo(Path(tmp) / "photo_12mp.jpg")
+        total = _time(lambda: predictor(image_path), repeats)
+        batch, _ = predictor.preprocess(image_path)
+        pre = _time(lambda: predictor.preprocess(image_path), repeats)
+        net = _time(lambda: predictor.forward_batch(batch[None]), repeats)
         mask = predictor.forward_batch(batch[None])[0, 0].cpu()
-        height, width = predictor(photo).shape
-        post = _time(lambda: resize_mask(mask, height, width), args.repeats)
+        height, width = predictor(image_path).shape
+        post = _time(lambda: resize_mask(mask, height, width), repeats)
         from PIL import Image
 
-        with Image.open(photo) as image:
+        with Image.open(image_path) as image:
             megapixels = image.width * image.height / 1e6
-        print(f"Predictor, one {megapixels:.1f}-MP JPEG, {args.repeats} runs: {total}")
+        print(f"Predictor, one {megapixels:.1f}-MP JPEG, {repeats} runs: {total}")
         print(f"  parts: decode+resize+normalise {pre}; network {net}; mask back to {width}x{height} {post}")
 
-        if args.skip_onnx:
+        if skip_onnx:
             return 0
         from ..export import MaskOnly, export_onnx, onnx_session
 
-        onnx_path = export_onnx(model, Path(tmp) / "model.onnx", size=args.size)
+        onnx_path = export_onnx(network, Path(tmp) / "model.onnx", size=size)
         session = onnx_session(onnx_path, threads=threads)
-        x = torch.randn(1, 3, args.size, args.size)
-        wrapped = MaskOnly(model).eval()
+        x = torch.randn(1, 3, size, size)
+        wrapped = MaskOnly(network).eval()
 
         def eager() -> None:
             with torch.inference_mode():
@@ -120,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         eager_times, ort_times = [], []
         eager()
         session.run(["mask"], feed)
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             start = time.perf_counter()
             eager()
             eager_times.append(time.perf_counter() - start)
@@ -128,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             session.run(["mask"], feed)
             ort_times.append(time.perf_counter() - start)
         eager_t, ort_t = _Timing(eager_times), _Timing(ort_times)
-        print(f"network alone, batch 1 at {args.size}x{args.size}: eager PyTorch {eager_t}; ONNX Runtime {ort_t}")
+        print(f"network alone, batch 1 at {size}x{size}: eager PyTorch {eager_t}; ONNX Runtime {ort_t}")
         print(f"  speed ratio eager/ORT: {eager_t.median / ort_t.median:.2f}x (medians), "
               f"{eager_t.best / ort_t.best:.2f}x (best runs)")
     return 0

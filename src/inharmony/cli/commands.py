@@ -251,7 +251,7 @@ def report_check(report: Any, **_: Any) -> int:
 
 
 def bench_tools() -> dict[str, Tool]:
-    """One tool per module of :mod:`inharmony.benchmarks` (typed ``run`` function, or argparse module)."""
+    """One tool per module of :mod:`inharmony.benchmarks` that has a ``NAME``: its typed ``run`` function."""
     import importlib
     import pkgutil
 
@@ -265,9 +265,6 @@ def bench_tools() -> dict[str, Tool]:
         module = importlib.import_module(name)
         if not hasattr(module, "NAME"):
             continue
-        legacy = hasattr(module, "add_arguments")
-        target = name if legacy else f"{name}:run"
-        example = f"inharmony bench {module.NAME}" if legacy else doc_example(module.run)
-        found[module.NAME] = Tool(target, module.HELP, example, legacy=legacy)
+        found[module.NAME] = Tool(f"{name}:run", module.HELP, doc_example(module.run))
     return found
 

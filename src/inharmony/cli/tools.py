@@ -60,8 +60,6 @@ class Tool:
     rest: str | None = None
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)
-    legacy: bool = False
-    """``target`` is a module with ``add_arguments(parser)`` and ``run(args)`` (argparse), not a function."""
 
 
 @dataclass(frozen=True)
@@ -159,8 +157,6 @@ def run_tool(prog: str, tool: Tool, argv: Sequence[str]) -> int:
 
     Argument errors print ``inharmony: error: ...`` and return :data:`~inharmony.cli.EXIT_USAGE`.
     """
-    if tool.legacy:
-        return _run_argparse_module(prog, tool, argv)
     function = resolve(tool.target)
     doc = inspect.getdoc(function) or ""
     description = doc.split("\n\nArgs:", 1)[0].split("\n\nExample", 1)[0]
@@ -183,18 +179,6 @@ def run_tool(prog: str, tool: Tool, argv: Sequence[str]) -> int:
     if tool.report:
         return int(resolve(tool.report)(result, **kwargs) or EXIT_OK)
     return int(result or EXIT_OK)
-
-
-def _run_argparse_module(prog: str, tool: Tool, argv: Sequence[str]) -> int:
-    module = importlib.import_module(tool.target)
-    parser = argparse.ArgumentParser(prog=prog, description=tool.summary, epilog=f"example:\n  {tool.example}",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, exit_on_error=False)
-    module.add_arguments(parser)
-    try:
-        args = parser.parse_args(argv)
-    except argparse.ArgumentError as err:
-        return error(str(err), f"see '{prog} --help'")
-    return int(module.run(args) or EXIT_OK)
 
 
 def run_group(prog: str, group: Group, argv: Sequence[str]) -> int:

@@ -72,7 +72,21 @@ def resize_tree(
 ) -> int:
     """Write a copy of the tree at ``root`` to ``out`` with images no larger than ``max_side``.
 
-    Existing output files are kept (the command resumes). Returns the number of images written.
+    Existing output files are kept (the command resumes).
+
+    Args:
+        root: iHarmony4 root to copy (holds ``HCOCO/``, ``HAdobe5k/``, ...); never modified.
+        out: Folder for the resized copy; must differ from ``root``.
+        max_side: Longest side, in pixels, of the written images and masks (smaller ones are copied as they are).
+        quality: JPEG quality of the re-encoded composites and real images.
+        workers: Threads resizing files in parallel.
+        progress: Show a progress bar.
+
+    Returns:
+        The number of files written (files already in ``out`` are not counted).
+
+    Example:
+        >>> resize_tree("/data/iHarmony4", "/data/iHarmony4-1024", max_side=1024)  # doctest: +SKIP
     """
     from tqdm.auto import tqdm
 

@@ -71,7 +71,25 @@ def optimize_ihd(
     ``num_workers > 1`` (or an object-store ``out`` such as ``s3://bucket/ihd``) uses
     :func:`litdata.optimize` with worker processes; otherwise the chunks are written in this process.
 
-    Returns the number of samples written per split.
+    Args:
+        root: iHarmony4 root (holds ``HCOCO/``, ``HAdobe5k/``, ...).
+        out: Output folder or object-store URL (``s3://bucket/ihd``); gets ``train/``, ``val/`` and ``test/``.
+        val_fraction: Fraction of the training real images (with all their composites) moved to ``val``.
+        seed: Seed of the train/val split.
+        subsets: Keep only these subsets (default: every subset found).
+        le50: Keep only composites whose foreground covers at most 50 % of the image (the le50 protocol).
+        train_list: An explicit training list (e.g. DIRL's ``le50_train.txt``) instead of the subsets' lists.
+        test_list: An explicit test list instead of the subsets' lists.
+        cache_dir: Where the le50 foreground fractions are cached (default: next to the data, else the user cache dir).
+        num_workers: Worker processes; more than 1 uses :func:`litdata.optimize`.
+        chunk_bytes: Size of one litdata chunk, e.g. ``64MB``.
+        progress: Show a progress bar.
+
+    Returns:
+        The number of samples written per split.
+
+    Example:
+        >>> optimize_ihd("/data/iHarmony4", "/data/ihd-chunks", num_workers=4)  # doctest: +SKIP
     """
     import litdata
 
