@@ -13,13 +13,14 @@ and the table renderer need torch only, not torchmetrics.
 
 Example:
     >>> import torch
-    >>> from inharmony.metrics import localization_metrics
-    >>> metrics = localization_metrics()
-    >>> target = torch.zeros(2, 1, 32, 32)
-    >>> target[:, :, 8:24, 8:24] = 1
-    >>> metrics.update(target * 0.9 + 0.05, target)
-    >>> {k: round(float(v), 4) for k, v in metrics.compute().items()}
-    {'ap': 1.0, 'f1': 1.0, 'iou': 1.0}
+    >>> from inharmony.metrics import per_image_scores, results_to_markdown
+    >>> target = torch.zeros(2, 1, 16, 16)
+    >>> target[:, :, 4:12, 4:12] = 1
+    >>> scores = per_image_scores(target * 0.8, target)  # functional: no torchmetrics needed
+    >>> print(results_to_markdown({"All": {k: float(v.mean()) for k, v in scores.items()}}))
+    | Subset | Images | AP (%) | F1 | IoU (%) |
+    |---|---:|---:|---:|---:|
+    | All | - | 100.00 | 1.0000 | 100.00 |
 """
 
 from __future__ import annotations
