@@ -488,7 +488,7 @@ def test_push_to_hub_uploads_config_weights_and_card(tiny, tmp_path, monkeypatch
 
 def test_push_a_hub_folder_with_metrics_written_by_inharmony_test(saved, tmp_path, capsys):
     from inharmony.cli import main
-    from inharmony.results import write_results
+    from inharmony.metrics.report import write_results
 
     results = {"HCOCO": {"ap": 0.9, "f1": 0.8, "iou": 0.7}, "All": {"ap": 0.85, "f1": 0.75, "iou": float("nan")}}
     metrics_json, _ = write_results(results, tmp_path / "test_out")

@@ -9,6 +9,12 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 from .metrics.report import print_results_table, results_markdown, write_results
 
 __all__ = ["print_results_table", "results_markdown", "write_results"]
+
+warnings.warn(
+    "inharmony.results is deprecated; import from inharmony.metrics.report instead", DeprecationWarning, stacklevel=2
+)

@@ -66,7 +66,7 @@ def demo(
     import torch
 
     from ..data.synth import synthesize
-    from ..results import print_results_table, results_markdown
+    from ..metrics.report import print_results_table, results_markdown
     from ..visualize import save_panel
     from .lightning import lightning_cli
 

@@ -97,7 +97,7 @@ class InharmonyCLI(LightningCLI):
         self.test_results = getattr(callback, "test_results", None)
         if not self.test_results or not self.trainer.is_global_zero:
             return
-        from ..results import print_results_table, write_results
+        from ..metrics.report import print_results_table, write_results
 
         ckpt_path = self.config.test.get("ckpt_path")
         out = self.config.test.get("out")
