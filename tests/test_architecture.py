@@ -263,3 +263,28 @@ def test_a_registered_model_is_picked_up_everywhere(toy_model, tmp_path):
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in task.model.parameters())
 
+
+
+@pytest.mark.parametrize(
+    ("alias", "name", "home"),
+    [
+        ("inharmony.convert", "load_official_dirl", "inharmony.converters"),
+        ("inharmony.results", "write_results", "inharmony.metrics.report"),
+    ],
+)
+def test_moved_modules_keep_a_deprecated_alias(alias, name, home):
+    import importlib
+
+    with pytest.warns(DeprecationWarning, match=home.replace(".", r"\.")):
+        module = importlib.reload(importlib.import_module(alias))
+    assert getattr(module, name) is getattr(importlib.import_module(home), name)
+
+
+def test_old_exception_locations_are_the_same_classes():
+    from inharmony import errors, hub, inference, models
+    from inharmony.data import errors as data_errors
+
+    assert data_errors.DataError is errors.DataError
+    assert hub.HubConfigError is errors.HubConfigError
+    assert inference.ImageReadError is errors.ImageReadError
+    assert models.PretrainedWeightsUnavailableError is errors.PretrainedWeightsUnavailableError
