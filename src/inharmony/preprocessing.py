@@ -47,6 +47,7 @@ __all__ = [
     "decode_image",
     "image_size",
     "reduction_factor",
+    "size_hw",
 ]
 
 
@@ -204,7 +205,13 @@ class Normalize:
 # --------------------------------------------------------------------------- the definition
 
 
-def _hw(size: int | Sequence[int]) -> tuple[int, int]:
+def size_hw(size: int | Sequence[int]) -> tuple[int, int]:
+    """``(height, width)`` of a size given as an int (square) or a pair.
+
+    Example:
+        >>> size_hw(224), size_hw((160, 288))
+        ((224, 224), (160, 288))
+    """
     return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
@@ -239,7 +246,7 @@ class EvalPreprocess:
         std: Sequence[float] = IMAGENET_STD,
         pixels: EvalPixels | None = None,
     ) -> None:
-        self.size = _hw(size)
+        self.size = size_hw(size)
         self.pixels = pixels = pixels or EVAL_PIXELS
         height, width = self.size
         self.min_source_side = max(height, width) if pixels.reduced_decoding else None

@@ -71,15 +71,9 @@ def convert_dirl_official(
     which: int | str = int(epoch) if epoch.isdigit() else epoch
     card_metrics = read_metrics_file(metrics) if metrics else None
     model = load_official_dirl(dir, epoch=which)
-    save_pretrained(
+    save_pretrained(  # the converted DIRL recorded its constructor arguments and its registry entry
         model,
         target,
-        model_name="dirl",
-        model_kwargs={
-            "backbone": "resnet34",
-            "decoder_channels": model.decoder.head.in_channels,
-            "pretrained_backbone": False,
-        },
         metrics=card_metrics,
         model_card_kwargs={
             "training_data": "iHarmony4, le50 training split; weights released by the DIRL authors "
@@ -205,7 +199,7 @@ def push(
             commit_message=commit_message,
         )
     if dry_run:
-        print(f"wrote {folder} (not uploaded: --dry-run); upload with `huggingface-cli upload {repo_id} {folder}`")
+        print(f"wrote {folder} (not uploaded: --dry-run); upload with `hf upload {repo_id} {folder}`")
     else:
         print(f"uploaded to https://huggingface.co/{repo_id}" + (f" (folder kept in {folder})" if out else ""))
     return EXIT_OK

@@ -25,13 +25,9 @@ import numpy as np
 import torch
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
-from ..preprocessing import EvalPixels, EvalPreprocess, Normalize
+from ..preprocessing import EvalPixels, EvalPreprocess, Normalize, size_hw
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PairTransform", "eval_transform", "train_transform"]
-
-
-def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
 class PairTransform:
@@ -79,7 +75,7 @@ def train_transform(
     std: Sequence[float] = IMAGENET_STD,
 ) -> PairTransform:
     """The official training augmentation: RandomResizedCrop(size, scale) + horizontal flip."""
-    h, w = _hw(size)
+    h, w = size_hw(size)
     pipeline = A.Compose(
         [
             A.RandomResizedCrop(
