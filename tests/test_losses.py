@@ -171,9 +171,20 @@ def test_rsrnet_loss_total():
     torch.testing.assert_close(out["loss"], expected)
 
 
-def test_loss_for_model():
+def test_loss_for_model(monkeypatch):
+    import dataclasses
+
+    from inharmony.models import _registry
+
     assert isinstance(loss_for_model("dirl"), DIRLLoss)
     assert isinstance(loss_for_model("dirl_resnet18"), DIRLLoss)
     assert isinstance(loss_for_model("rsrnet"), RSRNetLoss)
+    assert loss_for_model("rsrnet", decay=0.5).decay == 0.5  # keyword arguments reach the loss class
+    # a registered model whose entry names no loss recipe
+    cfgs = {
+        tag: dataclasses.replace(cfg, default_loss=None)
+        for tag, cfg in _registry._PRETRAINED_CFGS["dirl_resnet18"].items()
+    }
+    monkeypatch.setitem(_registry._PRETRAINED_CFGS, "dirl_resnet18", cfgs)
     with pytest.raises(ValueError, match="no default loss"):
-        loss_for_model("unet")
+        loss_for_model("dirl_resnet18")

@@ -13,12 +13,17 @@ from inharmony import losses
 from inharmony.models import PretrainedWeightsUnavailableError, RSRNet, create_model, list_models
 from inharmony.models._rsr import (
     ConvGRUCell,
+    RecurrentSelfReasoning,
     SimilarityReasoning,
+    TwoConvCell,
     background_feature,
     convex_upsample,
     multiscale_similarity,
     neighbourhood_directions,
 )
+from inharmony.models.rsrnet import TABLE2_ROW_NAMES, TABLE2_ROWS, table2_options
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 KEYS = {"mask", "mask_dec", "mask_rsr", "rsr_masks"}
 
@@ -117,19 +122,15 @@ def test_number_of_rsr_masks_is_iterations(iterations):
 
 
 ABLATIONS = {
-    "row1_unet_only": dict(rsr="none", combination="decoder"),
-    "row2_decoder_output": dict(combination="decoder"),
-    "row3_similarity_only": dict(rsr="similarity_only"),
-    "row4_simple_average": dict(combination="average"),
-    "row5_without_gru": dict(recurrent_unit="conv"),
-    "row6_without_msm": dict(use_similarity=False),
-    "row7_style_for_conventional": dict(context="style"),
-    "row8_bilinear_upsample": dict(upsample="bilinear"),
+    **{f"table2_row{row}": dict(options) for row, options in TABLE2_ROWS.items()},
     "residual_on_probabilities": dict(residual="probabilities"),
+    "residual_on_probabilities_from_half": dict(residual="probabilities", initial_mask=0.5),
+    "logit_residual_from_other_prior": dict(initial_mask=0.3),
     "hidden_from_context": dict(hidden_init="context"),
     "guidance_first_stage_only": dict(guidance="first"),
     "detach_between_iterations": dict(detach_mask=True),
     "single_scale_msm": dict(scales=(0,)),
+    "no_msm_and_style_context": dict(use_similarity=False, context="style"),
 }
 
 
@@ -154,6 +155,10 @@ def test_ablations_drop_the_parts_they_remove():
     full = names(_small())
     assert {"rsr.similarity_embed", "rsr.upsample_head", "gate.body"} <= full
     assert "rsr.similarity_embed" not in names(_small(use_similarity=False))
+    # without the MSM nothing reads F_s: its head is not built (row 6)
+    assert not any(n.startswith("style_head") for n in names(_small(use_similarity=False)))
+    assert any(n.startswith("style_head") for n in names(_small(use_similarity=False, context="style")))
+    assert not any(n.startswith("rsr.hidden_init") for n in names(_small()))
     assert "rsr.upsample_head" not in names(_small(upsample="bilinear"))
     assert not any(n.startswith("conventional_head") for n in names(_small(context="style")))
     assert not any(n.startswith("gate") for n in names(_small(combination="average")))
@@ -207,11 +212,194 @@ def test_bad_input_is_reported(x, message):
         (dict(iterations=0), "at least 1"),
         (dict(decoder_channels=(64, 32, 16)), "4 widths"),
         (dict(scales=(-1, 0)), "scales"),
+        (dict(recurrent_unit="conv", hidden_init="context"), "hidden_init='context' needs recurrent_unit='gru'"),
+        (dict(initial_mask=0.0), r"initial_mask must be in \(0, 1\)"),
+        (dict(initial_mask=1.0), r"initial_mask must be in \(0, 1\)"),
+        (dict(residual="probabilities", initial_mask=1.5), r"initial_mask must be in \[0, 1\]"),
     ],
 )
 def test_bad_options_are_reported(options, message):
     with pytest.raises(ValueError, match=message):
         _small(**options)
+
+
+# ---------------------------------------------------------------- Table 2: one option set per row
+
+
+def _keep(seen: dict, key: str, value: object) -> None:
+    """Record the first value seen under ``key``; return None so that a hook changes nothing."""
+    seen.setdefault(key, value)
+
+
+def _rsr_io(model: RSRNet, x: torch.Tensor) -> tuple[dict, tuple, tuple]:
+    """Run ``model`` and return (outputs, the RSR module's inputs, its outputs)."""
+    seen: dict = {}
+    handles = [
+        model.rsr.register_forward_pre_hook(lambda m, args: _keep(seen, "args", args)),
+        model.rsr.register_forward_hook(lambda m, args, out: _keep(seen, "out", out)),
+    ]
+    try:
+        out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return out, seen["args"], seen["out"]
+
+
+def _row1(model: RSRNet, x: torch.Tensor) -> None:  # UNet
+    assert model.rsr is None and model.style_head is None and model.conventional_head is None
+    assert model.gate is None and all(stage.guide_channels == 0 for stage in model.decoder.stages)
+    out = model(x)
+    assert set(out) == KEYS - {"mask_rsr"} and out["rsr_masks"] == [] and out["mask"] is out["mask_dec"]
+
+
+def _row2(model: RSRNet, x: torch.Tensor) -> None:  # UNet + RSR, M_dec evaluated
+    assert isinstance(model.rsr, RecurrentSelfReasoning) and isinstance(model.rsr.cell, ConvGRUCell)
+    assert model.gate is None and model.decoder.stages[0].guide_channels == 1
+    out = model(x)
+    assert out["mask"] is out["mask_dec"] and len(out["rsr_masks"]) == model.rsr.iterations
+
+
+def _row3(model: RSRNet, x: torch.Tensor) -> None:  # UNet + only similarity map, no combination
+    assert isinstance(model.rsr, SimilarityReasoning) and model.conventional_head is None
+    assert model.style_head is not None and model.gate is None
+    out, (style, _), (low, _) = _rsr_io(model, x)
+    assert out["mask"] is out["mask_dec"]
+    # the last mask is (1 - S^{K-1,0}) / 2 of the style map, and it guides the decoder
+    torch.testing.assert_close(low, SimilarityReasoning(model.rsr.iterations)(style)[0])
+    torch.testing.assert_close(out["mask_rsr"], F.interpolate(low, scale_factor=8, mode="bilinear"))
+
+
+def _row4(model: RSRNet, x: torch.Tensor) -> None:  # simple average
+    assert model.gate is None and isinstance(model.rsr, RecurrentSelfReasoning)
+    out = model(x)
+    torch.testing.assert_close(out["mask"], 0.5 * (out["mask_dec"] + out["mask_rsr"]))
+
+
+def _row5(model: RSRNet, x: torch.Tensor) -> None:  # w/o GRU
+    assert isinstance(model.rsr.cell, TwoConvCell) and model.gate is not None
+    assert model.rsr.use_similarity and model.rsr.upsample_head is not None
+
+
+def _row6(model: RSRNet, x: torch.Tensor) -> None:  # w/o MSM: only F_c and M^{k-1} reach the GRU
+    assert not model.rsr.use_similarity and not hasattr(model.rsr, "similarity_embed")
+    assert model.style_head is None and model.conventional_head is not None
+    _, (style, context), _ = _rsr_io(model, x)
+    assert style is None and context.shape[1] == 256
+
+
+def _row7(model: RSRNet, x: torch.Tensor) -> None:  # w/o F_c: F_s is the context
+    assert model.conventional_head is None and model.style_head is not None and model.rsr.use_similarity
+    _, (style, context), _ = _rsr_io(model, x)
+    assert context is style
+
+
+def _row8(model: RSRNet, x: torch.Tensor) -> None:  # w/o weighted upsample
+    assert model.rsr.upsample_head is None and model.gate is not None
+    out, _, (low, _) = _rsr_io(model, x)
+    torch.testing.assert_close(out["mask_rsr"], F.interpolate(low, scale_factor=8, mode="bilinear"))
+
+
+def _row9(model: RSRNet, x: torch.Tensor) -> None:  # full model
+    assert isinstance(model.rsr.cell, ConvGRUCell) and model.rsr.use_similarity
+    assert model.rsr.upsample_head is not None and model.gate is not None
+    assert model.style_head is not None and model.conventional_head is not None
+
+
+ROW_CHECKS = {1: _row1, 2: _row2, 3: _row3, 4: _row4, 5: _row5, 6: _row6, 7: _row7, 8: _row8, 9: _row9}
+
+
+@pytest.mark.parametrize("row", sorted(ROW_CHECKS), ids=[f"row{r}" for r in sorted(ROW_CHECKS)])
+def test_table2_row_builds_what_the_paper_describes(row):
+    torch.manual_seed(20 + row)
+    model = RSRNet.from_table2_row(row, backbone="resnet18", iterations=2, decoder_channels=(64, 32, 16, 8))
+    assert dict(TABLE2_ROWS[row]) == table2_options(row)
+    for key, value in TABLE2_ROWS[row].items():  # the row's options are what the model was built with
+        assert model._hub_mixin_config[key] == value
+    with torch.no_grad():
+        ROW_CHECKS[row](model.eval(), torch.randn(1, 3, 32, 48))
+
+
+def test_table2_rows_match_the_paper():
+    assert set(TABLE2_ROWS) == set(TABLE2_ROW_NAMES) == set(range(1, 10))
+    assert TABLE2_ROWS[9] == {}
+    # rows 1-3 have no mask combination in Table 2; row 4 averages; rows 5-9 learn G
+    assert [TABLE2_ROWS[r].get("combination", "learned") for r in range(1, 10)] == (
+        ["decoder"] * 3 + ["average"] + ["learned"] * 5
+    )
+    for row, words in {3: "similarity", 5: "GRU", 6: "MSM", 7: "F_c", 8: "upsample"}.items():
+        assert words in TABLE2_ROW_NAMES[row]
+    # every row's name and options appear in RSRNet's docstring table
+    doc = RSRNet.__doc__
+    for row, options in TABLE2_ROWS.items():
+        for key, value in options.items():
+            assert f"{key}={value!r}".replace("'", '"') in doc, (row, key)
+
+
+def test_table2_helpers_refuse_bad_input():
+    with pytest.raises(ValueError, match="rows 1-9"):
+        table2_options(10)
+    with pytest.raises(ValueError, match=r"row 6 .*contradicting"):
+        RSRNet.from_table2_row(6, use_similarity=True)
+    # repeating a row's own option is allowed
+    assert RSRNet.from_table2_row(4, combination="average", backbone="resnet18", iterations=1).gate is None
+    with pytest.raises(TypeError):  # the mappings are read-only
+        TABLE2_ROWS[6]["use_similarity"] = True
+
+
+# ---------------------------------------------------------------- M^0 and the residual base
+
+
+def _first_iteration(rsr: RecurrentSelfReasoning, model_or_rsr, x) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mask fed to the first iteration, ΔM^1, M^1) from hooks on the module's layers."""
+    seen: dict = {}
+    handles = [
+        rsr.mask_embed.register_forward_pre_hook(lambda m, args: _keep(seen, "m0", args[0].clone())),
+        rsr.delta_head.register_forward_hook(lambda m, args, out: _keep(seen, "delta", out.clone())),
+        rsr.register_forward_hook(lambda m, args, out: _keep(seen, "m1", out[0].clone())),
+    ]
+    try:
+        with torch.no_grad():
+            model_or_rsr(*x)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen["m0"], seen["delta"], seen["m1"]
+
+
+def test_rsrnet_first_iteration_input_is_the_probability_of_the_residual_base():
+    # M^1 = σ(Z^0 + ΔM^1), so the base is Z^0 = logit(M^1) − ΔM^1; M^0 must be σ(Z^0), whatever Z^0 is
+    torch.manual_seed(15)
+    model = _small(iterations=1).double().eval()
+    m0, delta, m1 = _first_iteration(model.rsr, model, (torch.randn(2, 3, 32, 48, dtype=torch.float64),))
+    base = torch.logit(m1) - delta
+    torch.testing.assert_close(m0, torch.sigmoid(base))
+    # and it is the paper's "everything is background": f_bg^0 is the global mean by eq. (1) itself
+    assert (m0 < model.rsr.threshold).all() and (m0 < 0.02).all()
+
+
+@pytest.mark.parametrize("residual", ["logits", "probabilities"])
+def test_initial_state_is_m0_and_the_base(residual):
+    torch.manual_seed(16)
+    rsr = RecurrentSelfReasoning(context_dim=8, iterations=1, hidden_dim=8, embed_dim=4, residual=residual).double()
+    style, context = torch.randn(2, 8, 4, 5, dtype=torch.float64), torch.randn(2, 8, 4, 5, dtype=torch.float64)
+    mask, base = rsr.initial_state(context)
+    m0, delta, m1 = _first_iteration(rsr, rsr, (style, context))
+    assert torch.equal(m0, mask)
+    if residual == "logits":
+        assert torch.equal(mask, torch.sigmoid(base))
+        torch.testing.assert_close(mask, torch.full_like(mask, 0.01))
+        torch.testing.assert_close(m1, torch.sigmoid(base + delta))
+    else:
+        assert base is mask and not mask.any()  # the paper's M^0 = 0, the base of M^1 = M^0 + ΔM^1
+        torch.testing.assert_close(m1, (base + delta).clamp(0, 1))
+
+
+def test_initial_mask_is_configurable():
+    rsr = RecurrentSelfReasoning(context_dim=8, iterations=1, hidden_dim=8, embed_dim=4, initial_mask=0.25)
+    mask, base = rsr.initial_state(torch.zeros(1, 8, 2, 2))
+    torch.testing.assert_close(mask, torch.full_like(mask, 0.25))
+    torch.testing.assert_close(base, torch.full_like(base, math.log(0.25 / 0.75)))
 
 
 # ---------------------------------------------------------------- equation (1): background feature

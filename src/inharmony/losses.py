@@ -26,6 +26,7 @@ import contextlib
 import functools
 import importlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -267,12 +268,19 @@ class RSRNetLoss(nn.Module):
         return {"loss": total, "loss_final": loss_final.detach(), "loss_rsr": loss_rsr.detach()}
 
 
-def loss_for_model(name: str) -> nn.Module:
+def loss_for_model(name: str, **kwargs: Any) -> nn.Module:
     """The default loss recipe of a registered model, as its registry entry names it (``default_loss``).
+
+    Args:
+        name: Registered model name (``"dirl"``, ``"rsrnet.ihd_le50"``, ...).
+        **kwargs: Constructor arguments of that loss class, e.g. ``decay=0.9`` for
+            :class:`RSRNetLoss` or ``vgg_weights=False`` to build MadisNet's loss offline.
 
     Example:
         >>> type(loss_for_model("dirl_resnet18")).__name__
         'DIRLLoss'
+        >>> loss_for_model("rsrnet", decay=0.5).decay
+        0.5
     """
     from .errors import UnknownModelError
     from .models import get_pretrained_cfg  # the registry: the one place that says which loss a model trains with
@@ -287,4 +295,4 @@ def loss_for_model(name: str) -> nn.Module:
     loss_class = getattr(importlib.import_module(module_name), class_name, None)
     if loss_class is None:
         raise ValueError(f"the default loss of {name!r}, {cfg.default_loss!r}, does not exist")
-    return loss_class()
+    return loss_class(**kwargs)

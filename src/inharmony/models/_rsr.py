@@ -8,6 +8,7 @@ the learnt ×8 upsampling the paper borrows from RAFT (Teed & Deng, ECCV 2020).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "LOGIT_INITIAL_MASK",
     "ConvGRUCell",
     "RecurrentSelfReasoning",
     "SimilarityReasoning",
@@ -24,6 +26,12 @@ __all__ = [
     "multiscale_similarity",
     "neighbourhood_directions",
 ]
+
+#: ``M^0`` of the logit residual (``Z^0 = logit(0.01) ≈ −4.6``). The paper's ``M^0 = 0`` has no finite
+#: logit; 1 % is background by eq. (1) with a wide margin while the sigmoid's slope there (≈ 0.0099)
+#: still lets ``ΔM`` move the mask, and BCE's gradient with respect to the logit (``p − y``) does not
+#: vanish at all. The loss weights ``0.8^{K−k}`` of eq. (3) expect early masks to be coarse anyway.
+LOGIT_INITIAL_MASK = 0.01
 
 
 def background_feature(style: torch.Tensor, mask: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -190,6 +198,12 @@ class RecurrentSelfReasoning(nn.Module):
     with the context map (``F_c``) and ``M^{k-1}`` into ``X^k``, updates the hidden state, predicts
     ``ΔM^k`` with conv3×3 → ReLU → conv1×1, and upsamples ``M^k`` to full resolution.
 
+    ``M^0`` and the residual base are one thing (:meth:`initial_state`): with ``residual="logits"``
+    the base is ``Z^0 = logit(m_0)`` and ``M^0 = σ(Z^0) = m_0`` (default ``m_0 = 0.01``, see
+    :data:`LOGIT_INITIAL_MASK`); with ``residual="probabilities"`` the base is ``M^0 = m_0``
+    (default 0, the paper's all-zero mask). Either default is below ε, so every pixel starts as
+    background and ``f_bg^0`` is the global mean of ``F_s``, as §3.2.1 says.
+
     Args:
         context_dim: Channels of the context map fed to every iteration (``F_c``, or ``F_s`` in the
             "w/o F_c" ablation).
@@ -200,16 +214,24 @@ class RecurrentSelfReasoning(nn.Module):
         threshold: ε of eq. (1).
         upsample_factor: Stride of the maps (8).
         cell: ``"gru"`` (paper) or ``"conv"`` (Table 2 row 5, :class:`TwoConvCell`).
-        use_similarity: ``False`` drops the MSM from ``X`` (Table 2 row 6).
+        use_similarity: ``False`` drops the MSM from ``X`` (Table 2 row 6); ``F_s`` is then not
+            needed and :meth:`forward` takes ``style=None``.
         upsample: ``"convex"`` (paper) or ``"bilinear"`` (Table 2 row 8).
-        residual: ``"logits"``: ``M^k = σ(Z^k)``, ``Z^k = Z^{k-1} + ΔM^k``, ``Z^0 = 0``, so masks
-            are always in (0, 1) and gradients never vanish at a clamp. ``"probabilities"``: the
-            literal ``M^k = clamp(M^{k-1} + ΔM^k, 0, 1)``.
-        hidden_init: ``"zeros"`` or ``"context"`` (``H^0 = tanh(conv1×1(context))``, as RAFT does).
+        residual: ``"logits"``: ``M^k = σ(Z^k)``, ``Z^k = Z^{k-1} + ΔM^k``, so masks are always in
+            (0, 1) and gradients never vanish at a clamp. ``"probabilities"``: the literal
+            ``M^k = clamp(M^{k-1} + ΔM^k, 0, 1)``.
+        hidden_init: ``"zeros"`` or ``"context"`` (``H^0 = tanh(conv1×1(context))``, as RAFT does);
+            ``"context"`` needs ``cell="gru"`` (the two-convolution cell reads no hidden state).
         detach_mask: Cut the gradient through ``M^{k-1}`` into iteration ``k`` (RAFT detaches its
             flow between iterations); each iteration is then trained only by its own loss term.
+        initial_mask: ``m_0``, the value of ``M^0`` everywhere; ``None`` for the default of the
+            residual space (``"logits"``: 0.01, in (0, 1); ``"probabilities"``: 0, in [0, 1]).
 
-    In every variant ``M^0`` is the paper's all-zero mask ("everything is background").
+    Example:
+        >>> rsr = RecurrentSelfReasoning(context_dim=8, iterations=2, hidden_dim=8, embed_dim=4)
+        >>> low, masks = rsr(torch.randn(1, 8, 4, 4), torch.randn(1, 8, 4, 4))
+        >>> low.shape, len(masks), masks[-1].shape
+        (torch.Size([1, 1, 4, 4]), 2, torch.Size([1, 1, 32, 32]))
     """
 
     def __init__(
@@ -227,6 +249,7 @@ class RecurrentSelfReasoning(nn.Module):
         residual: str = "logits",
         hidden_init: str = "zeros",
         detach_mask: bool = False,
+        initial_mask: float | None = None,
     ) -> None:
         super().__init__()
         _check_choice("cell", cell, ("gru", "conv"))
@@ -237,6 +260,11 @@ class RecurrentSelfReasoning(nn.Module):
             raise ValueError(f"iterations must be at least 1, got {iterations}")
         if use_similarity and (not scales or min(scales) < 0):
             raise ValueError(f"scales must be non-negative neighbourhood half-sizes, got {tuple(scales)}")
+        if hidden_init == "context" and cell != "gru":
+            raise ValueError(
+                f"hidden_init='context' needs recurrent_unit='gru': the {cell!r} cell reads no hidden state, "
+                "so H^0 would be computed and never used; use hidden_init='zeros'"
+            )
         self.iterations = iterations
         self.scales = tuple(int(s) for s in scales)
         self.threshold = threshold
@@ -245,6 +273,7 @@ class RecurrentSelfReasoning(nn.Module):
         self.upsample = upsample
         self.residual = residual
         self.detach_mask = detach_mask
+        self.initial_mask = _initial_mask(residual, initial_mask)
 
         self.mask_embed = nn.Sequential(nn.Conv2d(1, embed_dim, 3, padding=1), nn.ReLU(inplace=True))
         input_dim = embed_dim + context_dim + 1
@@ -273,29 +302,51 @@ class RecurrentSelfReasoning(nn.Module):
             else None
         )
 
-    def forward(self, style: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def initial_state(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(M^0, base)`` for maps shaped like ``like`` ``(B, C, h, w)``: ``M^0`` is derived from the base.
+
+        The base is what the first ``ΔM^1`` is added to: the logit ``Z^0`` (``M^0 = σ(Z^0)``) or,
+        with ``residual="probabilities"``, ``M^0`` itself.
+
+        Example:
+            >>> rsr = RecurrentSelfReasoning(context_dim=8, iterations=1, hidden_dim=8, embed_dim=4)
+            >>> mask, base = rsr.initial_state(torch.zeros(1, 8, 2, 2))
+            >>> torch.equal(mask, torch.sigmoid(base)), round(float(mask.max()), 4)
+            (True, 0.01)
+        """
+        b, _, h, w = like.shape
+        if self.residual == "logits":
+            base = like.new_full((b, 1, h, w), math.log(self.initial_mask / (1.0 - self.initial_mask)))
+            return torch.sigmoid(base), base
+        mask = like.new_full((b, 1, h, w), self.initial_mask)
+        return mask, mask
+
+    def forward(
+        self, style: torch.Tensor | None, context: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Run K iterations.
 
         Args:
-            style: ``F_s``, ``(B, C_s, h, w)``.
+            style: ``F_s``, ``(B, C_s, h, w)``; ``None`` when ``use_similarity=False`` (it is not read).
             context: ``F_c`` (or ``F_s``), ``(B, C_c, h, w)``.
 
         Returns:
             ``(M^K, [M̄^1, …, M̄^K])``: the last mask at stride ``upsample_factor`` and every
             iteration's mask upsampled to full resolution, all in [0, 1].
         """
-        b, _, h, w = style.shape
-        mask = style.new_zeros(b, 1, h, w)
-        logits = style.new_zeros(b, 1, h, w)
+        if self.use_similarity and style is None:
+            raise ValueError("RecurrentSelfReasoning with use_similarity=True needs the style map F_s, got None")
+        b, _, h, w = context.shape
+        mask, base = self.initial_state(context)
         if self.hidden_init is not None:
             hidden = self.hidden_init(context)
         else:
-            hidden = style.new_zeros(b, self.hidden_dim, h, w)
+            hidden = context.new_zeros(b, self.hidden_dim, h, w)
         directions = neighbourhood_directions(style, self.scales) if self.use_similarity else None
         upsampled = []
         for _ in range(self.iterations):
             if self.detach_mask:
-                mask, logits = mask.detach(), logits.detach()
+                mask, base = mask.detach(), base.detach()
             parts = [self.mask_embed(mask)]
             if directions is not None:
                 f_bg = background_feature(style, mask, self.threshold)
@@ -303,10 +354,10 @@ class RecurrentSelfReasoning(nn.Module):
             hidden = self.cell(hidden, torch.cat([*parts, context, mask], dim=1))
             delta = self.delta_head(hidden)
             if self.residual == "logits":
-                logits = logits + delta
-                mask = torch.sigmoid(logits)
+                base = base + delta
+                mask = torch.sigmoid(base)
             else:
-                mask = (mask + delta).clamp(0.0, 1.0)
+                mask = base = (mask + delta).clamp(0.0, 1.0)
             upsampled.append(self._upsample(mask, hidden))
         return mask, upsampled
 
@@ -324,7 +375,9 @@ class SimilarityReasoning(nn.Module):
     Each iteration sets ``M^k = (1 − S^{k-1,0}) / 2`` from the single-scale (``l = 0``) cosine
     similarity to the current background feature: dissimilar pixels become inharmonious, and the
     affine map puts the mask in [0, 1] with the ε = 0.5 threshold at zero similarity. There is no
-    hidden state to predict upsampling weights from, so masks are upsampled bilinearly.
+    hidden state to predict upsampling weights from, so masks are upsampled bilinearly. There is
+    no residual either, so ``M^0`` is exactly the paper's all-zero mask. It has no parameters: its
+    masks reach ``F_s`` (and train the style head) through ``f_bg`` and the similarity.
     """
 
     def __init__(self, iterations: int = 12, threshold: float = 0.5, upsample_factor: int = 8) -> None:
@@ -350,6 +403,19 @@ class SimilarityReasoning(nn.Module):
                 F.interpolate(mask, scale_factor=self.factor, mode="bilinear", align_corners=False)
             )
         return mask, upsampled
+
+
+def _initial_mask(residual: str, value: float | None) -> float:
+    if value is None:
+        return LOGIT_INITIAL_MASK if residual == "logits" else 0.0
+    value = float(value)
+    if residual == "logits" and not 0.0 < value < 1.0:
+        raise ValueError(
+            f"initial_mask must be in (0, 1) with residual='logits' (its logit is the residual base), got {value}"
+        )
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"initial_mask must be in [0, 1], got {value}")
+    return value
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -13,7 +13,9 @@ iteration's mask ×8. A UNet decoder, guided by the last RSR mask through concat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +27,7 @@ from ._registry import PretrainedCfg, register_model
 from ._rsr import RecurrentSelfReasoning, SimilarityReasoning, _check_choice
 from .encoders import ResNetEncoder
 
-__all__ = ["RSRNet", "rsrnet", "rsrnet_resnet18"]
+__all__ = ["TABLE2_ROWS", "TABLE2_ROW_NAMES", "RSRNet", "rsrnet", "rsrnet_resnet18", "table2_options"]
 
 RSRNET_PAPER = (
     "Penghao Wu, Li Niu, Jing Liang, Liqing Zhang. Inharmonious Region Localization via Recurrent "
@@ -127,23 +129,99 @@ class CombinationGate(nn.Module):
         return torch.sigmoid(self.body(torch.cat([feature, mask_dec, mask_rsr], dim=1)))
 
 
+def _frozen(options: dict[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(options)
+
+
+#: Constructor options of each row of the paper's Table 2 (row 9 is the full model: the defaults).
+#: ``RSRNet(**TABLE2_ROWS[6])`` or ``create_model("rsrnet", **TABLE2_ROWS[6])`` builds a row;
+#: :meth:`RSRNet.from_table2_row` does the same and refuses contradicting options.
+TABLE2_ROWS: Mapping[int, Mapping[str, Any]] = MappingProxyType(
+    {
+        1: _frozen({"rsr": "none", "combination": "decoder"}),
+        2: _frozen({"combination": "decoder"}),
+        3: _frozen({"rsr": "similarity_only", "combination": "decoder"}),
+        4: _frozen({"combination": "average"}),
+        5: _frozen({"recurrent_unit": "conv"}),
+        6: _frozen({"use_similarity": False}),
+        7: _frozen({"context": "style"}),
+        8: _frozen({"upsample": "bilinear"}),
+        9: _frozen({}),
+    }
+)
+
+#: Each row's name, from the columns of Table 2 (UNet | RSR | Mask Combination).
+TABLE2_ROW_NAMES: Mapping[int, str] = MappingProxyType(
+    {
+        1: "UNet",
+        2: "UNet + RSR",
+        3: "UNet + only similarity map",
+        4: "UNet + RSR + simple average",
+        5: "UNet + RSR (w/o GRU) + combination",
+        6: "UNet + RSR (w/o MSM) + combination",
+        7: "UNet + RSR (w/o F_c) + combination",
+        8: "UNet + RSR (w/o weighted upsample) + combination",
+        9: "UNet + RSR + combination (full model)",
+    }
+)
+
+
+def table2_options(row: int) -> dict[str, Any]:
+    """The constructor options of row ``row`` (1–9) of RSRNet's Table 2, as a new dict.
+
+    Example:
+        >>> table2_options(3)
+        {'rsr': 'similarity_only', 'combination': 'decoder'}
+    """
+    if row not in TABLE2_ROWS:
+        raise ValueError(f"RSRNet's Table 2 has rows 1-9 (9 is the full model), got row={row!r}")
+    return dict(TABLE2_ROWS[row])
+
+
 class RSRNet(HubMixin, nn.Module):
     """RSRNet: ResNet encoder → feature heads → RSR module → guided UNet decoder → combination.
 
-    Defaults are the full model of the paper. Options reproduce the ablations of Table 2:
+    Defaults are the full model of the paper (Table 2, row 9). Each other row of Table 2 is one
+    option set, :data:`TABLE2_ROWS` (build one with :meth:`from_table2_row`):
 
-    ======  ==========================================  ===========================
-    row     ablation                                    argument
-    ======  ==========================================  ===========================
-    1       UNet only (no RSR)                          ``rsr="none"``
-    2       RSR, output ``M_dec`` (no combination)      ``combination="decoder"``
-    3       only similarity map                         ``rsr="similarity_only"``
-    4       simple average of the two masks             ``combination="average"``
-    5       w/o GRU (two convolutions)                  ``recurrent_unit="conv"``
-    6       w/o MSM                                     ``use_similarity=False``
-    7       w/o F_c (``F_s`` in its place)              ``context="style"``
-    8       w/o weighted upsample (bilinear)            ``upsample="bilinear"``
-    ======  ==========================================  ===========================
+    ===  ==============================================  ==============================================
+    row  Table 2 row: what it switches                   options
+    ===  ==============================================  ==============================================
+    1    UNet: no RSR, no feature heads, unguided        ``rsr="none", combination="decoder"``
+         decoder; M_fnl = M_dec
+    2    UNet + RSR: no G, M_fnl = M_dec (RSR still      ``combination="decoder"``
+         guides the decoder and is supervised, eq. 3)
+    3    UNet + only similarity map: RSR → l = 0         ``rsr="similarity_only", combination="decoder"``
+         similarity iterations (no GRU, F_c, learnt
+         upsampling); no G, M_fnl = M_dec
+    4    UNet + RSR + simple average:                    ``combination="average"``
+         M_fnl = (M_dec + M̄_rsr) / 2
+    5    RSR (w/o GRU): two 3×3 convolutions, no memory  ``recurrent_unit="conv"``
+    6    RSR (w/o MSM): no MSM in X^k, no style head     ``use_similarity=False``
+    7    RSR (w/o F_c): F_s is the context, no F_c head  ``context="style"``
+    8    RSR (w/o weighted upsample): bilinear ×8        ``upsample="bilinear"``
+    9    full model                                      (defaults)
+    ===  ==============================================  ==============================================
+
+    Every configuration builds only modules its forward pass uses, so every parameter gets a
+    gradient from the loss (DDP needs no ``find_unused_parameters``, parameter counts are honest).
+
+    Where §4.4 is ambiguous, and what is chosen:
+
+    * Rows 2 and 3 keep the K RSR losses of eq. (3) (the text says only that ``M_dec`` is
+      evaluated); :class:`~inharmony.losses.RSRNetLoss` supervises ``"rsr_masks"`` in every row,
+      and row 3's text ("imposing supervision on it") says its masks are supervised.
+    * Row 3 "directly use[s] a single similarity matrix with scale l = 0 as the updated
+      inharmonious mask": a cosine similarity is high on the *background*, so the mask is
+      ``(1 − S^{k−1,0}) / 2`` (in [0, 1], ε = 0.5 at zero similarity), upsampled bilinearly (no
+      hidden state to predict convex weights from); the decoder is still guided by it.
+    * Row 5 "only use[s] two convolution layers to output the mask": the two 3×3 convolutions
+      replace the GRU cell only; ``ΔM`` head, residual and convex upsampling are kept.
+    * Row 6 "only feed[s] F_c and M^{k−1} into the GRU cell": only the MSM branch is removed; the
+      3×3 embedding of ``M^{k−1}`` stays (it is part of how ``M^{k−1}`` enters ``X^k``).
+    * Row 7 "replace[s] F_c with F_s": one head, whose output is both the style map and the context.
+    * Row 8: only the RSR masks' upsampling changes; the guidance into the decoder was already
+      resized bilinearly.
 
     Choices where the paper is silent (each is an argument):
 
@@ -152,10 +230,17 @@ class RSRNet(HubMixin, nn.Module):
       through ``X^k``, so ``H^0 = 0``; ``"context"`` gives RAFT's ``tanh(conv1×1(F_c))``.
     * ``embed_dim=64``: width of the 3×3 convolutions applied to ``M^{k-1}`` and to the MSM (each
       followed by ReLU, as in RAFT's motion encoder).
-    * ``residual="logits"``: ``M^k = M^{k-1} + ΔM^k`` is applied to logits (``Z^0 = 0``,
-      ``M^k = σ(Z^k)``), because the masks are supervised with BCE and thresholded at 0.5 and must
-      stay in [0, 1]; adding in probability space needs a clamp that stops gradients. ``M^0`` is
-      the paper's all-zero mask in both cases. ``"probabilities"`` is the literal reading, clamped.
+    * ``residual="logits"``: ``M^k = M^{k-1} + ΔM^k`` is applied to logits (``M^k = σ(Z^k)``,
+      ``Z^k = Z^{k-1} + ΔM^k``), because the masks are supervised with BCE and thresholded at 0.5
+      and must stay in [0, 1]; adding in probability space needs a clamp that stops gradients.
+      ``"probabilities"`` is the literal reading, clamped.
+    * ``initial_mask=None``: ``M^0`` and the residual base are the same thing, ``M^0 = σ(Z^0)``.
+      The paper sets ``M^0 = 0`` so that every pixel is background and ``f_bg^0`` is the global
+      mean of ``F_s`` (§3.2.1). ``0`` has no finite logit, so the logit residual starts from
+      ``M^0 = 0.01`` (``Z^0 = logit(0.01) ≈ −4.6``): background under ε = 0.5 with a wide margin,
+      nearly the paper's input to the convolutions, and BCE's gradient with respect to the logit
+      (``p − y``) does not vanish there. (``Z^0 = 0`` would mean ``M^0 = 0.5``, which eq. (1)
+      counts as all *foreground*.) With ``residual="probabilities"`` the default is the paper's 0.
     * ``guidance="all"``: "M_rsr is fed into the decoder by concatenation" does not say where, so
       the low-resolution ``M_rsr`` (last iteration, stride 8) is concatenated to the input of every
       decoder stage, bilinearly resized to that stage, so that guidance reaches the
@@ -183,17 +268,19 @@ class RSRNet(HubMixin, nn.Module):
         threshold: ε of eq. (1) (paper: 0.5).
         decoder_channels: Widths of the decoder stages at strides 8, 4, 2, 1.
         rsr: ``"full"``, ``"similarity_only"`` (row 3) or ``"none"`` (row 1). The RSR options below
-            (from ``recurrent_unit`` to ``detach_mask``, and ``hidden_dim``/``embed_dim``/``scales``)
+            (from ``recurrent_unit`` to ``initial_mask``, and ``hidden_dim``/``embed_dim``/``scales``)
             only apply to ``"full"``.
         recurrent_unit: ``"gru"`` or ``"conv"`` (row 5).
         use_similarity: Feed the MSM to the recurrent unit (``False``: row 6).
         context: ``"conventional"`` (``F_c``) or ``"style"`` (``F_s`` in its place, row 7).
         upsample: ``"convex"`` or ``"bilinear"`` (row 8).
-        combination: ``"learned"`` (G), ``"average"`` (row 4) or ``"decoder"`` (``M_fnl = M_dec``, row 2).
+        combination: ``"learned"`` (G), ``"average"`` (row 4) or ``"decoder"`` (``M_fnl = M_dec``, rows 1–3).
         guidance: Decoder stages that receive ``M_rsr``: ``"all"`` or ``"first"``.
         residual: ``"logits"`` or ``"probabilities"``.
-        hidden_init: ``"zeros"`` or ``"context"``.
+        hidden_init: ``"zeros"`` or ``"context"`` (GRU only).
         detach_mask: Stop gradients through ``M^{k-1}`` between iterations.
+        initial_mask: Value of ``M^0`` (and, through its logit, of the residual base); ``None``: 0.01
+            for ``residual="logits"``, 0 for ``"probabilities"``.
 
     Inputs are ImageNet-normalised RGB ``(B, 3, H, W)`` with ``H`` and ``W`` multiples of 16.
 
@@ -208,6 +295,9 @@ class RSRNet(HubMixin, nn.Module):
         >>> out = model(torch.randn(1, 3, 64, 64))
         >>> out["mask"].shape, len(out["rsr_masks"])
         (torch.Size([1, 1, 64, 64]), 3)
+        >>> row6 = RSRNet.from_table2_row(6, backbone="resnet18", iterations=3)
+        >>> row6.style_head is None, row6.rsr.use_similarity
+        (True, False)
     """
 
     def __init__(
@@ -231,6 +321,7 @@ class RSRNet(HubMixin, nn.Module):
         residual: str = "logits",
         hidden_init: str = "zeros",
         detach_mask: bool = False,
+        initial_mask: float | None = None,
     ) -> None:
         super().__init__()
         _check_choice("rsr", rsr, ("full", "similarity_only", "none"))
@@ -247,10 +338,14 @@ class RSRNet(HubMixin, nn.Module):
         self.encoder = ResNetEncoder(backbone, pretrained_backbone=pretrained_backbone)
         bottleneck = self.encoder.channels[3]  # stride 8, the fourth res-block
 
-        self.style_head = FeatureHead(bottleneck, feature_dim) if rsr != "none" else None
-        use_conventional = rsr == "full" and context == "conventional"
+        # Build a head only where the forward pass reads it: F_s feeds the similarity (and is the
+        # context in row 7); F_c is the context of the full module.
+        full = rsr == "full"
+        needs_style = rsr == "similarity_only" or (full and (use_similarity or context == "style"))
+        self.style_head = FeatureHead(bottleneck, feature_dim) if needs_style else None
+        use_conventional = full and context == "conventional"
         self.conventional_head = FeatureHead(bottleneck, feature_dim) if use_conventional else None
-        if rsr == "full":
+        if full:
             self.rsr = RecurrentSelfReasoning(
                 context_dim=feature_dim,
                 iterations=iterations,
@@ -265,6 +360,7 @@ class RSRNet(HubMixin, nn.Module):
                 residual=residual,
                 hidden_init=hidden_init,
                 detach_mask=detach_mask,
+                initial_mask=initial_mask,
             )
         elif rsr == "similarity_only":
             self.rsr = SimilarityReasoning(iterations, threshold, RSR_STRIDE)
@@ -275,12 +371,35 @@ class RSRNet(HubMixin, nn.Module):
         )
         self.gate = CombinationGate(self.decoder.out_channels) if combination == "learned" else None
 
+    @classmethod
+    def from_table2_row(cls, row: int, **kwargs: Any) -> RSRNet:
+        """Build row ``row`` (1–9) of the paper's Table 2; ``kwargs`` set everything else.
+
+        Args:
+            row: Row of Table 2 (:data:`TABLE2_ROWS`; 9 is the full model).
+            **kwargs: Other constructor arguments (``backbone``, ``iterations``, …). An argument
+                the row sets must not be given a different value.
+
+        Example:
+            >>> model = RSRNet.from_table2_row(4, backbone="resnet18", iterations=2)
+            >>> model.combination
+            'average'
+        """
+        options = table2_options(row)
+        clashes = {k: v for k, v in kwargs.items() if k in options and v != options[k]}
+        if clashes:
+            raise ValueError(
+                f"Table 2 row {row} ({TABLE2_ROW_NAMES[row]}) sets {options}; drop the contradicting "
+                f"options {clashes} or build RSRNet(...) directly"
+            )
+        return cls(**{**kwargs, **options})
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         check_input(x, SIZE_MULTIPLE)
         feats = self.encoder(x)
         mask_low, rsr_masks = None, []
         if self.rsr is not None:
-            style = self.style_head(feats[3])
+            style = self.style_head(feats[3]) if self.style_head is not None else None
             context = self.conventional_head(feats[3]) if self.conventional_head is not None else style
             mask_low, rsr_masks = self.rsr(style, context)
         dec_feature, dec_logits = self.decoder(feats, mask_low)
