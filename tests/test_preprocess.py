@@ -2,13 +2,13 @@
 
 The tree written here has the iHarmony4 layout (one subset, a test list), with the files that make
 preprocessing diverge when two code paths exist: an odd-sized JPEG, a JPEG large enough for reduced
-decoding, a PNG, and a JPEG with an EXIF orientation. For each, ``Predictor.preprocess`` and the
-``IHarmony4DataModule`` test batch must be equal bit for bit (``torch.equal``), at the published
-network size (224).
+decoding (the fast pixels), a PNG, and a non-square JPEG with an EXIF orientation. For each,
+``Predictor.preprocess`` and the ``IHarmony4DataModule`` test batch must be equal bit for bit
+(``torch.equal``), at the published network size (224). Equality with the authors' loader itself is
+tests/test_eval_pixels_authors.py's.
 
-EXIF: the data path decodes composites with OpenCV, which applies the orientation, so the *image*
-tensors agree; the data path does not rotate the *mask* to match (issue 12 owns that), so the EXIF
-composite here is square, which keeps its mask's size check passing.
+EXIF: composites are turned upright as OpenCV turns them, and the data path turns their masks the same
+way (tests/test_data_decode_faults.py checks the mask's pixels).
 """
 
 from __future__ import annotations
@@ -29,9 +29,12 @@ from inharmony.inference import Predictor, resize_mask
 from inharmony.preprocessing import (
     EVAL_PIXELS,
     FAST_PIXELS,
+    OFFICIAL_PIXELS,
+    PIXEL_PRESETS,
     EvalPreprocess,
     Normalize,
     decode_image,
+    eval_pixels,
     reduction_factor,
 )
 
@@ -62,7 +65,7 @@ FILES = (
     _File("odd_1_1.jpg", 457, 613),  # odd size; 457 // 2 ≥ 224, so even this one decodes at 1/2
     _File("large_1_1.jpg", 1000, 1500),  # ≥ 4 × 224: decoded at 1/4
     _File("lossless_1_1.png", 300, 410),  # PNG: never reduced
-    _File("turned_1_1.jpg", 480, 480, orientation=6),  # EXIF: stored turned, shown upright
+    _File("turned_1_1.jpg", 480, 640, orientation=6),  # EXIF: stored turned, shown upright (640 × 480)
 )
 
 
@@ -109,8 +112,8 @@ def test_batch(tree) -> dict:
 
 
 def test_the_files_exercise_reduced_decoding_and_exif(tree):
-    # Guards the premise of the equality test below: two of the JPEGs are decoded at reduced scale,
-    # the PNG is not, and the EXIF composite is stored turned.
+    # Guards the premise of the tests below: with the fast pixels two of the JPEGs are decoded at reduced
+    # scale, the PNG is not, and the EXIF composite is stored turned.
     factors = {}
     for spec in FILES:
         buf = (tree / "HTest" / "composite_images" / spec.name).read_bytes()
@@ -118,6 +121,7 @@ def test_the_files_exercise_reduced_decoding_and_exif(tree):
         assert stored == (spec.height, spec.width)
         factors[spec.name] = reduction_factor(spec.height, spec.width, SIZE) if spec.name.endswith(".jpg") else 1
         assert max(rgb.shape[:2]) == -(-max(spec.height, spec.width) // factors[spec.name])
+        assert decode_image(buf, spec.name)[0].shape[:2] in ((spec.height, spec.width), (spec.width, spec.height))
     assert factors == {"odd_1_1.jpg": 2, "large_1_1.jpg": 4, "lossless_1_1.png": 1, "turned_1_1.jpg": 2}
     with Image.open(tree / "HTest" / "composite_images" / "turned_1_1.jpg") as image:
         assert image.getexif()[0x0112] == 6
@@ -136,10 +140,10 @@ def test_exif_composite_reaches_the_network_upright(tree, predictor, test_batch)
     path = "HTest/composite_images/turned_1_1.jpg"
     loaded = test_batch["image"][test_batch["path"].index(path)]
     predicted, original = predictor.preprocess(tree / path)
-    assert original == (480, 480) and torch.equal(predicted, loaded)
-    # Restated by hand: the stored pixels at 1/2 scale, turned 90° clockwise (orientation 6), give the same
+    assert original == (640, 480) and torch.equal(predicted, loaded)
+    # Restated by hand: the stored pixels at full size, turned 90° clockwise (orientation 6), give the same
     # tensor; not turned, another one.
-    flags = cv2.IMREAD_REDUCED_COLOR_2 | cv2.IMREAD_IGNORE_ORIENTATION
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     stored = cv2.cvtColor(cv2.imdecode(np.fromfile(tree / path, np.uint8), flags), cv2.COLOR_BGR2RGB)
     upright = np.ascontiguousarray(np.rot90(stored, k=-1))
     assert torch.equal(predictor.preprocessing(upright)[0], loaded)
@@ -165,11 +169,18 @@ def test_predictor_preprocessing_is_the_eval_transform(predictor):
 # -- the pixel choices, each honoured ---------------------------------------------------------------------
 
 
-def test_default_pixels_are_the_data_paths_historical_ones():
-    # Until the fidelity issue switches EVAL_PIXELS to the authors' loader (one edit in preprocessing.py).
-    assert EVAL_PIXELS == FAST_PIXELS
+def test_default_pixels_are_the_authors_test_loaders():
+    # The authors' loader: full-size decode, INTER_LINEAR for image and mask, mask > 0.5 (issue 11).
+    assert EVAL_PIXELS is OFFICIAL_PIXELS
+    assert (OFFICIAL_PIXELS.reduced_decoding, OFFICIAL_PIXELS.area_for_downscale) == (False, False)
+    assert (OFFICIAL_PIXELS.mask_threshold, OFFICIAL_PIXELS.mask_inclusive) == (0.5, False)
+    # The historical data path stays available, by name, as the speed option.
     assert (FAST_PIXELS.reduced_decoding, FAST_PIXELS.area_for_downscale) == (True, True)
     assert (FAST_PIXELS.mask_threshold, FAST_PIXELS.mask_inclusive) == (0.5, True)
+    assert PIXEL_PRESETS == {"official": OFFICIAL_PIXELS, "fast": FAST_PIXELS}
+    assert eval_pixels("official") is OFFICIAL_PIXELS and eval_pixels("fast") is FAST_PIXELS
+    with pytest.raises(ValueError, match="'official', 'fast'"):
+        eval_pixels("authors")
 
 
 def test_reduced_decoding_choice():

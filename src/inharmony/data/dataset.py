@@ -69,8 +69,8 @@ class IHarmony4(Dataset):
         samples: use these samples instead of indexing ``root`` (e.g. one side of a validation split).
         cache_dir: where to cache foreground fractions (default: next to the data, else the user cache).
         reduced_decoding: decode huge JPEGs at 1/2, 1/4 or 1/8 scale when the transform allows (its
-            ``min_source_side``; :func:`~inharmony.data.eval_transform` allows it per
-            :data:`inharmony.preprocessing.EVAL_PIXELS`). False always decodes at full size.
+            ``min_source_side``; :func:`~inharmony.data.eval_transform` allows it only with
+            :data:`inharmony.preprocessing.FAST_PIXELS`). False always decodes at full size.
         on_error: ``"raise"`` (default) stops at a bad sample with an error naming the file; ``"skip"``
             warns, counts it in :attr:`skipped`, and serves the next good sample instead.
 

@@ -9,6 +9,14 @@ Composites are decoded by :func:`inharmony.preprocessing.decode_image` (re-expor
 the Predictor uses too; this module adds masks and pairs. Every function takes the file's bytes, so the
 folder source and the streaming (litdata) source decode identically.
 
+Faults handled here rather than passed on as wrong pixels:
+
+* EXIF orientation: a composite is turned upright (as ``cv2.imread`` turns it) and its mask, stored on the
+  composite's stored pixels, is turned the same way (:func:`decode_pair`); never stretched.
+* 0/1 masks: a mask whose values are only 0 and 1 is scaled by 1, not by 255 (:func:`mask_full_scale`).
+* Corrupt JPEGs: data libjpeg reports as corrupt ("Corrupt JPEG data: ...") is an error naming the file,
+  as is a truncated JPEG.
+
 Example:
     >>> buf = read_bytes("HAdobe5k/composite_images/a0001_1_1.jpg")  # doctest: +SKIP
     >>> mask = read_bytes("HAdobe5k/masks/a0001_1.png")  # doctest: +SKIP
@@ -23,7 +31,7 @@ import cv2
 import numpy as np
 
 from ..errors import DataError
-from ..preprocessing import decode_image, image_size, reduction_factor
+from ..preprocessing import apply_orientation, decode_checked, decode_image, image_header, image_size, reduction_factor
 
 __all__ = [
     "decode_image",
@@ -31,6 +39,7 @@ __all__ = [
     "decode_pair",
     "image_size",
     "mask_fraction",
+    "mask_full_scale",
     "read_bytes",
     "read_mask_array",
     "reduction_factor",
@@ -52,7 +61,7 @@ def read_mask_array(buf: bytes, name: str = "<bytes>") -> np.ndarray:
     Colour-typed masks are accepted when all colour channels are equal (a grey mask saved as RGB);
     a mask with real colour, or another pixel type, is refused.
     """
-    mask = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
+    mask = decode_checked(buf, cv2.IMREAD_UNCHANGED, name)  # stored pixels: no EXIF orientation
     if mask is None:
         raise DataError(f"{name}: OpenCV cannot decode this mask (corrupt or truncated?)")
     if mask.ndim == 3:
@@ -65,20 +74,43 @@ def read_mask_array(buf: bytes, name: str = "<bytes>") -> np.ndarray:
     return mask
 
 
+def mask_full_scale(raw: np.ndarray) -> int:
+    """The value that means "fully foreground" in an integer mask: 1 for a 0/1 mask, else the dtype's maximum.
+
+    Some tools save binary masks as 0/1 instead of 0/255; divided by 255 they would read as empty. A mask
+    whose largest value is 1 is taken as such (an all-background mask scales by the maximum).
+
+    Example:
+        >>> mask_full_scale(np.array([[0, 1]], np.uint8)), mask_full_scale(np.array([[0, 255]], np.uint8))
+        (1, 255)
+        >>> mask_full_scale(np.zeros((2, 2), np.uint16))
+        65535
+    """
+    if raw.dtype.kind in "ui" and raw.size and int(raw.max()) == 1:
+        return 1
+    return int(np.iinfo(raw.dtype).max)
+
+
 def mask_fraction(mask: np.ndarray) -> float:
-    """Fraction of pixels of an integer mask that are ≥ half of full scale (foreground)."""
-    half = (int(np.iinfo(mask.dtype).max) + 1) // 2
+    """Fraction of pixels of an integer mask that are ≥ half of full scale (foreground; 0/1 masks too).
+
+    Example:
+        >>> mask_fraction(np.array([[0, 1, 1, 0]], np.uint8)), mask_fraction(np.array([[0, 255, 0, 0]], np.uint8))
+        (0.5, 0.25)
+    """
+    half = (mask_full_scale(mask) + 1) // 2
     return float(np.count_nonzero(mask >= half)) / mask.size
 
 
 def decode_mask(buf: bytes, name: str = "<bytes>", size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode a mask to ``float32`` (H, W) in [0, 1], 8- and 16-bit masks scaled by their maximum.
+    """Decode a mask to ``float32`` (H, W) in [0, 1], scaled by :func:`mask_full_scale` (0/1 masks too).
 
-    With ``size`` = ``(height, width)`` the mask is area-resized before the conversion to float (on a
+    The mask's stored pixels: no EXIF orientation (see :func:`decode_pair` for a composite's). With
+    ``size`` = ``(height, width)`` the mask is area-resized before the conversion to float (on a
     6000-px mask the conversion alone costs more than the resize).
     """
     mask = read_mask_array(buf, name)
-    scale = float(np.iinfo(mask.dtype).max)
+    scale = float(mask_full_scale(mask))
     if size is not None and mask.shape != tuple(size):
         # Area interpolation gives each pixel its foreground coverage; thresholding happens later.
         mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_AREA)
@@ -92,19 +124,32 @@ def decode_pair(
     mask_name: str = "<mask>",
     min_side: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decode a composite and its mask at the same size (the mask follows any reduced decoding).
+    """Decode a composite and its mask on the same pixels: RGB ``uint8`` (H, W, 3) and ``float32`` (H, W).
+
+    The mask must have the composite's stored size. The composite's EXIF orientation is applied to
+    both; the mask follows any reduced decoding (area-resized) and is scaled by :func:`mask_full_scale`.
 
     Raises:
-        DataError: if either file is unreadable or the mask's size differs from the composite's.
+        DataError: if either file is unreadable or corrupt, or the mask's size differs from the composite's.
+
+    Example:
+        >>> png = lambda a: cv2.imencode(".png", a)[1].tobytes()
+        >>> image, mask = decode_pair(png(np.zeros((4, 6, 3), np.uint8)), png(np.ones((4, 6), np.uint8)))
+        >>> image.shape, mask.shape, float(mask.max())
+        ((4, 6, 3), (4, 6), 1.0)
     """
-    image, full = decode_image(composite, composite_name, min_side)
+    header = image_header(composite, composite_name)
+    image, full = decode_image(composite, composite_name, min_side, header=header)
     raw = read_mask_array(mask, mask_name)
     if raw.shape != full:
+        turned = " (its EXIF-turned size: masks must be stored like the composite's pixels)"
         raise DataError(
             f"mask {mask_name} is {raw.shape[1]}x{raw.shape[0]} but composite {composite_name} is "
-            f"{full[1]}x{full[0]}: the pair does not match (wrong file or a resized copy)"
+            f"{full[1]}x{full[0]}{turned if raw.shape == header.upright_hw else ''}: "
+            "the pair does not match (wrong file or a resized copy)"
         )
-    scale = float(np.iinfo(raw.dtype).max)
+    scale = float(mask_full_scale(raw))
+    raw = apply_orientation(raw, header.orientation)
     if image.shape[:2] != raw.shape:
         raw = cv2.resize(raw, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_AREA)
     return image, raw.astype(np.float32) / scale

@@ -30,7 +30,7 @@ from .index import Sample
 __all__ = ["LE50_MAX_FRACTION", "ForegroundCache", "filter_le50", "foreground_fraction"]
 
 LE50_MAX_FRACTION = 0.5
-_VERSION = 1
+_VERSION = 2  # 2: 0/1 masks are scaled (version 1 cached 0.0 for them)
 
 
 def foreground_fraction(path: str | os.PathLike) -> float:
