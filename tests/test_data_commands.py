@@ -53,3 +53,42 @@ def test_optimize_command(fake_ihd, tmp_path):
     assert (out / "inharmony.json").is_file()
     test = StreamingIHarmony4(str(out / "test"))
     assert len(test) == len(IHarmony4(fake_ihd, "test"))
+
+
+def test_check_compares_the_derived_split_with_a_published_list(fake_ihd, fake_ihd_spec, tmp_path, capsys):
+    test_le50 = sorted(p.path for p in fake_ihd_spec if p.split == "test" and p.fg_fraction <= 0.5)
+    same = tmp_path / "le50_test.txt"
+    same.write_text("\n".join(reversed(test_le50)) + "\n")
+    argv = ["data", "check", "--root", str(fake_ihd), "--cache-dir", str(tmp_path / "c")]
+    assert main([*argv, "--compare-list", str(same)]) == 0
+    out = capsys.readouterr().out
+    assert "compare le50 test (derived) with" in out and "same composites on both sides" in out
+    # A list that misses one derived composite and names a composite the le50 rule excludes.
+    excluded = next(p.path for p in fake_ihd_spec if p.split == "test" and p.fg_fraction > 0.5)
+    other = tmp_path / "published.txt"
+    other.write_text("\n".join([*test_le50[1:], excluded]) + "\n")
+    assert main([*argv, "--compare-list", str(other), "--compare-split", "test"]) == 1
+    out = capsys.readouterr().out
+    subset = test_le50[0].split("/")[0]
+    n_subset = sum(p.startswith(subset + "/") for p in test_le50)
+    assert f"1 only in the derived split: {test_le50[0]}" in out
+    assert f"1 only in the list: {excluded}" in out
+    row = next(line.split() for line in out.splitlines() if line.split()[:1] == [subset] and "le50" not in line)
+    published = n_subset - 1 + (excluded.split("/")[0] == subset)
+    assert row[1:] == [str(n_subset), str(published)]
+    # The split is inferred from the list's name; the train list of the tree matches the derived train split.
+    assert main([*argv, "--compare-list", str(fake_ihd / "le50_train.txt")]) == 0
+    assert "compare le50 train (derived)" in capsys.readouterr().out
+
+
+def test_check_decode_reports_masks_stored_as_0_1(fake_ihd, fake_ihd_spec, tmp_path, capsys):
+    root = tmp_path / "ihd"
+    shutil.copytree(fake_ihd, root)
+    victim = next(p for p in fake_ihd_spec if p.split == "test")
+    mask = cv2.imread(str(root / victim.mask), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(root / victim.mask), (mask > 127).astype(np.uint8))  # 0/1 instead of 0/255
+    assert main(["data", "check", "--root", str(root), "--decode"]) == 0
+    out = capsys.readouterr().out
+    assert "1 mask(s) stored as 0/1" in out
+    train_part = out.split("test:")[0]
+    assert "stored as 0/1" not in train_part

@@ -158,3 +158,105 @@ def test_streaming_train_covers_the_folder_train(fake_ihd, chunks):
 def test_streaming_missing_chunks(tmp_path):
     with pytest.raises(DataError, match="inharmony data optimize"):
         IHarmony4DataModule(streaming=str(tmp_path)).prepare_data()
+
+
+# -- options: model selection, evaluation pixels, explicit lists, argument checks -----------------------
+
+
+def _le50_train(spec):
+    return sorted(p.path for p in spec if p.split == "train" and p.fg_fraction <= 0.5)
+
+
+def test_validation_authors_trains_on_everything_and_validates_on_a_sample_of_it(fake_ihd, fake_ihd_spec):
+    dm = _dm(fake_ihd, validation="authors", val_fraction=None, seed=42)
+    dm.setup("fit")
+    train = sorted(s.composite for s in dm.train_dataset.samples)
+    val = [s.composite for s in dm.val_dataset.samples]
+    assert train == _le50_train(fake_ihd_spec)  # the whole list: the papers' training set
+    assert set(val) <= set(train) and len(val) == max(1, round(0.1 * len(train)))  # default fraction 0.1
+    again = _dm(fake_ihd, validation="authors", val_fraction=None, seed=42)
+    again.setup("fit")
+    assert [s.composite for s in again.val_dataset.samples] == val
+    picks = set()
+    for seed in range(6):
+        other = _dm(fake_ihd, validation="authors", val_fraction=0.3, seed=seed)
+        other.setup("fit")
+        picks.add(frozenset(s.composite for s in other.val_dataset.samples))
+    assert len(picks) > 1
+
+
+def test_validation_disjoint_and_none(fake_ihd, fake_ihd_spec):
+    disjoint = _dm(fake_ihd, validation="disjoint", val_fraction=None)
+    assert disjoint.val_fraction == 0.05
+    disjoint.setup("fit")
+    train, val = disjoint.train_dataset.samples, disjoint.val_dataset.samples
+    assert not {s.real_id for s in train} & {s.real_id for s in val}
+    assert sorted(s.composite for s in train + val) == _le50_train(fake_ihd_spec)
+    none = _dm(fake_ihd, validation="none")
+    none.setup("fit")
+    assert none.val_dataloader() == [] and sorted(s.composite for s in none.train_dataset.samples) == _le50_train(
+        fake_ihd_spec
+    )
+
+
+def test_seed_defaults_to_seed_everything(fake_ihd, monkeypatch):
+    monkeypatch.setenv("PL_GLOBAL_SEED", "42")
+    assert _dm(fake_ihd).seed == 42 and _dm(fake_ihd, seed=3).seed == 3
+    monkeypatch.delenv("PL_GLOBAL_SEED")
+    assert _dm(fake_ihd).seed == 0
+
+
+def test_explicit_lists_are_not_filtered_again(fake_ihd, fake_ihd_spec, tmp_path):
+    big_train = next(p.path for p in fake_ihd_spec if p.split == "train" and p.fg_fraction > 0.5)
+    big_test = next(p.path for p in fake_ihd_spec if p.split == "test" and p.fg_fraction > 0.5)
+    train_list, test_list = tmp_path / "train.txt", tmp_path / "test.txt"
+    train_list.write_text("\n".join([*_le50_train(fake_ihd_spec)[:4], big_train]) + "\n")
+    test_list.write_text(big_test + "\n")
+    dm = _dm(fake_ihd, le50=True, train_list=str(train_list), test_list=str(test_list), validation="none")
+    dm.prepare_data()
+    dm.setup(None)
+    assert big_train in {s.composite for s in dm.train_dataset.samples} and len(dm.train_dataset) == 5
+    assert [s.composite for s in dm.test_dataset.samples] == [big_test]
+
+
+def test_eval_pixels_option(fake_ihd):
+    from inharmony.preprocessing import FAST_PIXELS, OFFICIAL_PIXELS
+
+    dm = _dm(fake_ihd)
+    assert dm.eval_transform.pixels is OFFICIAL_PIXELS and dm.hparams.eval_pixels == "official"
+    assert _dm(fake_ihd, eval_pixels="fast").eval_transform.pixels is FAST_PIXELS
+    dm.setup("test")
+    assert dm.test_dataset.transform.min_source_side is None  # official: full-size decoding
+    tt = _dm(fake_ihd, crop_min_foreground=None).train_transform
+    assert tt.min_foreground is None and dm.train_transform.min_foreground == 10.0
+    assert dm.train_transform.keep_prob == 0.05
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("batch_size", 0),
+        ("eval_batch_size", 0),
+        ("image_size", -32),
+        ("num_workers", -1),
+        ("validation", "random"),
+        ("val_fraction", 1.0),
+        ("crop_scale", (0.0, 1.0)),
+        ("hflip", 2.0),
+        ("crop_keep_prob", -0.1),
+        ("eval_pixels", "authors"),
+        ("on_error", "ignore"),
+        ("subsets", []),
+    ],
+)
+def test_bad_options_are_refused_up_front_naming_the_option(fake_ihd, option, value):
+    with pytest.raises(DataError, match=rf"IHarmony4DataModule: {option} ") as info:
+        _dm(fake_ihd, **{option: value})
+    assert "\n" not in str(info.value)
+
+
+def test_missing_root_and_streaming_authors_refused_up_front(tmp_path):
+    with pytest.raises(DataError, match=r"root .* is not a directory"):
+        IHarmony4DataModule(str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match="validation 'authors' needs the folder source"):
+        IHarmony4DataModule(streaming=str(tmp_path), validation="authors")

@@ -19,6 +19,7 @@ from inharmony.data import (
     reduction_factor,
     train_transform,
 )
+from inharmony.preprocessing import FAST_PIXELS
 
 
 def _jpeg(h, w, seed=0) -> bytes:
@@ -109,9 +110,22 @@ def _pair(h=90, w=120):
     return image, mask
 
 
-def test_eval_transform_matches_independent_resize_and_normalisation():
+def test_eval_transform_official_is_linear_resize_and_strict_threshold():
     image, mask = _pair()
     x, y = eval_transform(48)(image, mask)
+    assert x.shape == (3, 48, 48) and x.dtype == torch.float32
+    assert y.shape == (1, 48, 48) and set(torch.unique(y).tolist()) <= {0.0, 1.0}
+    # reference (the authors' test loader): bilinear resize, ImageNet normalisation, mask resized as an image, > 0.5
+    ref = cv2.resize(image, (48, 48), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
+    ref = (ref - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
+    np.testing.assert_allclose(x.permute(1, 2, 0).numpy(), ref, atol=1e-5)
+    ref_mask = cv2.resize(mask, (48, 48), interpolation=cv2.INTER_LINEAR) > 0.5
+    np.testing.assert_array_equal(y[0].numpy() > 0, ref_mask)
+
+
+def test_eval_transform_fast_matches_area_resize_and_normalisation():
+    image, mask = _pair()
+    x, y = eval_transform(48, pixels=FAST_PIXELS)(image, mask)
     assert x.shape == (3, 48, 48) and x.dtype == torch.float32
     assert y.shape == (1, 48, 48) and set(torch.unique(y).tolist()) <= {0.0, 1.0}
     # reference: area resize (downscaling), ImageNet normalisation, mask area-resized then ≥ 0.5
@@ -123,14 +137,19 @@ def test_eval_transform_matches_independent_resize_and_normalisation():
 
 
 def test_mask_is_thresholded_not_nearest():
-    # 2x shrink. Right pixel of every 2x2 block set: coverage 0.5 → 1 (nearest would read the left pixel: 0).
+    # 2x shrink (fast pixels: area). Right pixel of every 2x2 block set: coverage 0.5 → 1 (nearest: 0).
+    fast = eval_transform(32, pixels=FAST_PIXELS)
     black = np.zeros((64, 64, 3), np.uint8)
     mask = np.zeros((64, 64), np.float32)
     mask[:, 1::2] = 1.0
-    assert eval_transform(32)(black, mask)[1].min() == 1.0
+    assert fast(black, mask)[1].min() == 1.0
     # Top-left pixel only: coverage 0.25 → 0 (nearest would read it: 1).
     mask = np.zeros((64, 64), np.float32)
     mask[::2, ::2] = 1.0
+    assert fast(black, mask)[1].max() == 0.0
+    # Official pixels: a bilinear value of exactly 0.5 is background (> 0.5, as the authors' loader).
+    mask = np.zeros((64, 64), np.float32)
+    mask[:, 1::2] = 1.0
     assert eval_transform(32)(black, mask)[1].max() == 0.0
 
 
@@ -174,3 +193,56 @@ def test_train_augmentation_follows_torch_seed() -> None:
     for (img_a, mask_a), (img_b, mask_b) in zip(first, second, strict=True):
         assert torch.equal(img_a, img_b) and torch.equal(mask_a, mask_b)
     assert any(not torch.equal(first[0][0], img) for img, _ in first[1:]), "augmentation never varied"
+
+
+# -- the authors' crop-redraw rule ------------------------------------------------------------------
+
+
+def _corner_pair():
+    """A 96 px image whose foreground is a 12×12 patch in a corner: small crops often miss it."""
+    image = (np.random.RandomState(1).rand(96, 96, 3) * 255).astype(np.uint8)
+    mask = np.zeros((96, 96), np.float32)
+    mask[:12, :12] = 1.0
+    return image, mask
+
+
+def test_crop_redraw_keeps_only_crops_with_foreground():
+    image, mask = _corner_pair()
+    torch.manual_seed(0)
+    plain = train_transform(32, scale=(0.2, 0.3), hflip=0.0)
+    empty_plain = sum(plain(image, mask)[1].sum().item() == 0 for _ in range(40))
+    assert empty_plain > 10, "the setting should lose the foreground often, or the test proves nothing"
+    strict = train_transform(32, scale=(0.2, 0.3), hflip=0.0, min_foreground=3.0, keep_prob=0.0)
+    outs = [strict(image, mask)[1] for _ in range(40)]
+    assert all(y.sum().item() > 0 for y in outs)
+    assert strict.draws > 40  # crops were redrawn
+
+
+def test_crop_redraw_keep_probability_and_bound():
+    image = np.zeros((64, 64, 3), np.uint8)
+    empty = np.zeros((64, 64), np.float32)  # no crop ever passes: only the keep-anyway draw ends the loop
+    torch.manual_seed(0)
+    rule = train_transform(32, min_foreground=10.0, keep_prob=0.05)
+    for _ in range(300):
+        rule(image, empty)
+    assert 14 < rule.draws / 300 < 27  # geometric with p = 0.05: mean 20 draws per sample
+    capped = train_transform(32, min_foreground=10.0, keep_prob=0.0)
+    capped.max_draws = 7
+    capped(image, empty)
+    assert capped.draws == 7
+    never = train_transform(32, min_foreground=None)
+    never(image, empty)
+    assert never.draws == 1
+    with pytest.raises(ValueError, match="keep_prob"):
+        train_transform(32, min_foreground=10.0, keep_prob=1.5)
+
+
+def test_crop_redraw_follows_torch_seed():
+    image, mask = _corner_pair()
+    t = train_transform(32, scale=(0.2, 0.3), min_foreground=3.0, keep_prob=0.05)
+    torch.manual_seed(3)
+    first = [t(image, mask) for _ in range(8)]
+    torch.manual_seed(3)
+    second = [t(image, mask) for _ in range(8)]
+    for (a, ma), (b, mb) in zip(first, second, strict=True):
+        assert torch.equal(a, b) and torch.equal(ma, mb)

@@ -102,8 +102,12 @@ def export(
     opset: int = 18,
     check_sizes: str = "224x224,160x288",
     atol: float = 1e-4,
+    overwrite: bool = False,
 ) -> int:
     """Export a model to ONNX (dynamic batch, height, width) and check it against PyTorch with ONNX Runtime.
+
+    The file is written atomically. An existing ``--out`` is replaced only if an earlier ``inharmony export``
+    wrote it (or with ``--overwrite``); the ``--weights`` file itself is never replaced.
 
     Args:
         out: Output file, e.g. ``dirl.onnx``.
@@ -115,9 +119,14 @@ def export(
         opset: ONNX opset.
         check_sizes: ``HxW`` sizes compared against eager PyTorch after export (``''`` to skip).
         atol: Largest allowed difference from eager PyTorch.
+        overwrite: Replace an existing ``--out`` that is not an earlier export (never the ``--weights``).
     """
     from ..export import check_onnx, export_onnx
 
+    target = Path(out).resolve()
+    if weights and (target == Path(weights).resolve() or Path(weights).resolve() in target.parents):
+        where = "is the --weights file" if target == Path(weights).resolve() else "is inside the --weights folder"
+        return error(f"--out {out} {where} ({weights}); it is never replaced: choose another name for the graph")
     sizes = _sizes(check_sizes)
     if random_weights:
         if weights:
@@ -129,7 +138,7 @@ def export(
         from ..hub import load
 
         network = load(model, weights=weights)
-    path = export_onnx(network, out, size=size, opset=opset)
+    path = export_onnx(network, out, size=size, opset=opset, overwrite=overwrite)
     if sizes:
         try:
             report = check_onnx(network, path, sizes=sizes, atol=atol)
@@ -228,7 +237,10 @@ def report_optimize(counts: dict[str, int], *, out: str, **_: Any) -> int:
 
 
 def report_check(report: Any, **_: Any) -> int:
-    bad = 0
+    """Print :func:`~inharmony.data.check.check_tree`'s findings; 1 when bad files were found or the
+    derived split differs from ``--compare-list``."""
+    flagged = 0
+    shown = 5
     for split in report:
         print(f"{split.split}: {split.total} composites, {split.total_le50} with foreground ≤ 50 % (le50)")
         for subset, (count, le50) in split.counts.items():
@@ -237,8 +249,27 @@ def report_check(report: Any, **_: Any) -> int:
             for message in split.bad:
                 print(f"  BAD: {message}")
             print(f"  {len(split.bad)} bad sample(s) in {split.split}")
-            bad += len(split.bad)
-    return EXIT_PARTIAL if bad else EXIT_OK
+            flagged += len(split.bad)
+        if getattr(split, "binary_masks", None):
+            print(f"  {split.binary_masks} mask(s) stored as 0/1 instead of 0/255 (0/1 masks, scaled: read as 0/255)")
+        cmp = getattr(split, "comparison", None)
+        if cmp is None:
+            continue
+        print(f"compare le50 {split.split} (derived) with {cmp.list_file}:")
+        print(f"  {'subset':<12} {'derived':>8} {'published':>10}")
+        for subset, (mine, theirs) in cmp.counts.items():
+            print(f"  {subset:<12} {mine:>8} {theirs:>10}")
+        total = [sum(c[i] for c in cmp.counts.values()) for i in (0, 1)]
+        print(f"  {'all':<12} {total[0]:>8} {total[1]:>10}")
+        if cmp.same:
+            print("  same composites on both sides")
+            continue
+        flagged += 1
+        for names, where in ((cmp.only_derived, "only in the derived split"), (cmp.only_published, "only in the list")):
+            if names:
+                more = f" (first {shown})" if len(names) > shown else ""
+                print(f"  {len(names)} {where}{more}: {', '.join(names[:shown])}")
+    return EXIT_PARTIAL if flagged else EXIT_OK
 
 
 # --------------------------------------------------------------------------- benchmarks

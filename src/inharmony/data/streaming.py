@@ -24,12 +24,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from litdata import StreamingDataset
 
 from .dataset import Transform, load_item
 from .decode import read_bytes
 from .index import Sample, build_index
 from .le50 import filter_le50
+from .sampling import sample_seed
 from .splits import split_by_real_id
 
 __all__ = ["STREAMING_SPLITS", "StreamingIHarmony4", "optimize_ihd"]
@@ -182,6 +184,10 @@ class StreamingIHarmony4(StreamingDataset):
         transform: as for :class:`~inharmony.data.IHarmony4`.
         reduced_decoding: decode huge JPEGs at reduced scale when the transform's output allows.
         shuffle: shuffle (use for training).
+        seed: seed of litdata's shuffle and of the per-sample augmentation: sample ``i`` of epoch ``e`` is
+            transformed under ``torch.manual_seed(sample_seed(seed, e, i))``, so a resumed run (litdata's
+            :class:`~litdata.StreamingDataLoader` is checkpointed by Lightning) augments as the
+            uninterrupted one did, whatever the number of workers.
         **kwargs: passed to :class:`litdata.StreamingDataset` (``cache_dir``, ``max_cache_size``, ...).
 
     Items are dicts with ``image``, ``mask``, ``subset`` and ``path``, as from the folder source.
@@ -193,6 +199,17 @@ class StreamingIHarmony4(StreamingDataset):
         transform: Transform | None = None,
         reduced_decoding: bool = True,
         shuffle: bool = False,
+        seed: int = 42,
         **kwargs: Any,
     ) -> None:
-        super().__init__(input_dir, shuffle=shuffle, transform=_Decode(transform, reduced_decoding), **kwargs)
+        super().__init__(
+            input_dir, shuffle=shuffle, seed=seed, transform=_Decode(transform, reduced_decoding), **kwargs
+        )
+
+    def __getitem__(self, index: Any) -> Any:
+        key = getattr(index, "index", index)
+        if not isinstance(key, int):
+            return super().__getitem__(index)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed(self.seed, self.current_epoch, key))
+            return super().__getitem__(index)
