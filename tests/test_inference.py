@@ -2,8 +2,8 @@
 
 Each input kind is compared with an independent reference: the same picture given as a plain
 RGB uint8 array, pushed through the network by hand (cv2 resize as the evaluation preprocessing
-defines it: area when shrinking, else bilinear; ImageNet normalisation; bilinear resize back with
-torch), not through the Predictor's code path.
+defines it: bilinear, or area when shrinking with the fast pixels; ImageNet normalisation; bilinear
+resize back with torch), not through the Predictor's code path.
 """
 
 from __future__ import annotations
@@ -53,8 +53,10 @@ def rgb():
 
 def reference_mask(model, rgb_uint8: np.ndarray) -> np.ndarray:
     """Network output for an upright RGB uint8 array, computed without the Predictor."""
+    from inharmony.preprocessing import EVAL_PIXELS
+
     shrinks = rgb_uint8.shape[0] > SIZE or rgb_uint8.shape[1] > SIZE
-    interpolation = cv2.INTER_AREA if shrinks else cv2.INTER_LINEAR
+    interpolation = cv2.INTER_AREA if shrinks and EVAL_PIXELS.area_for_downscale else cv2.INTER_LINEAR
     small = cv2.resize(rgb_uint8, (SIZE, SIZE), interpolation=interpolation).astype(np.float32)
     x = torch.from_numpy(((small / 255.0 - MEAN) / STD).transpose(2, 0, 1).copy())[None]
     with torch.no_grad():
@@ -244,3 +246,49 @@ def test_inference_benchmark_runs(tmp_path, capsys, rgb):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "Predictor, one 0.0-MP JPEG" in out and "mask back to 61x45" in out
+
+
+# --------------------------------------------------------------------------- silently wrong inputs (issue 12)
+
+
+def test_nan_or_inf_input_is_refused_with_its_place(predictor, rgb):
+    values = rgb.astype(np.float32) / 255.0
+    values[7, 11, 2] = np.nan
+    with pytest.raises(ImageReadError, match=r"1 NaN/inf value\(s\), the first at index \(7, 11, 2\).*nan_to_num"):
+        predictor(values)
+    batch = torch.zeros(2, 3, SIZE, SIZE)
+    batch[1, 0, 3, 4] = float("inf")
+    with pytest.raises(ImageReadError, match=r"NaN/inf value\(s\), the first at index \(1, 0, 3, 4\)"):
+        predictor.forward_batch(batch)  # a NaN mask before the fix
+
+
+def test_threshold_outside_zero_one_is_refused():
+    mask = np.full((4, 4), 0.7, np.float32)
+    assert binarize(mask, 0.5).all()
+    for bad in (1.5, 1.0, 0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="strictly between 0 and 1"):
+            binarize(mask, bad)
+
+
+def test_numpy_array_given_to_the_model_says_what_to_do(model):
+    with pytest.raises(TypeError, match=r"got numpy\.ndarray of shape \(1, 3, 32, 32\).*inharmony\.Predictor"):
+        model(np.zeros((1, 3, 32, 32), np.float32))  # AttributeError: 'numpy.ndarray' ... before the fix
+
+
+def test_predictor_arguments_that_are_not_models(model, tmp_path, predictor):
+    with pytest.raises(TypeError, match=r"Predictor needs a model.*got NoneType"):
+        Predictor(None)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=r"photos is a folder without config\.json.*Predictor\('dirl', weights="):
+        Predictor(str(folder))
+    with pytest.raises(ImageReadError, match=r"is a folder; the Predictor takes image files.*iter_image_files"):
+        predictor(folder)  # "image not found" before the fix
+    hub = model.save_pretrained(tmp_path / "hub", model_kwargs={"decoder_channels": 8})
+    assert Predictor(str(hub), size=SIZE, device="cpu").model.pretrained_cfg.architecture == "dirl_resnet18"
+
+
+def test_network_masks_then_resize_equals_predict(predictor, rgb):
+    ((prob, size),) = predictor.network_masks([rgb])
+    assert prob.shape == (SIZE, SIZE) and size == rgb.shape[:2]
+    np.testing.assert_allclose(inharmony.inference.resize_mask(prob, *size), predictor(rgb), atol=1e-6)

@@ -37,6 +37,11 @@ def photos(tmp_path):
     return folder
 
 
+def _listing(folder):
+    """The visible files of an output folder (the predict manifest is a dotfile)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
 def _run(args, weights_folder):
     return main(["predict", *args, "--model", "dirl_resnet18", "--weights", str(weights_folder), "--size", "32"])
 
@@ -46,7 +51,7 @@ def test_folder_with_corrupt_files(photos, weights, tmp_path, capsys):
     code = _run([str(photos), "--out", str(out)], weights[0])
     err = capsys.readouterr().err
     assert code == EXIT_SKIPPED == 1
-    assert sorted(p.name for p in out.iterdir()) == ["a_mask.png", "a_overlay.png", "b_mask.png", "b_overlay.png"]
+    assert _listing(out) == ["a_mask.png", "a_overlay.png", "b_mask.png", "b_overlay.png"]
     assert "broken.jpg" in err and "notes.txt" in err and "2 input(s) skipped" in err
     assert "wrote 2 of 4 images" in err
     # Masks are at each image's own size and equal the Predictor's probabilities (8-bit).
@@ -64,7 +69,7 @@ def test_all_good_inputs_exit_0_and_binary_masks(photos, weights, tmp_path):
     out = tmp_path / "out"
     assert _run([str(photos / "a.jpg"), str(photos / "b.png"), "--out", str(out), "--binary", "--no-overlay"],
                 weights[0]) == EXIT_OK == 0
-    assert sorted(p.name for p in out.iterdir()) == ["a_mask.png", "b_mask.png"]
+    assert _listing(out) == ["a_mask.png", "b_mask.png"]
     assert set(np.unique(np.asarray(Image.open(out / "a_mask.png")))) <= {0, 255}
 
 
@@ -77,7 +82,9 @@ def test_never_overwrites_an_input(photos, weights, tmp_path, capsys):
     before = clash.read_bytes()
     code = _run([str(photos / "a.jpg"), str(clash), "--out", str(photos)], weights[0])
     assert clash.read_bytes() == before
-    assert code == 1 and "would overwrite an input" in capsys.readouterr().err
+    # Refused before anything is written (exit 2), not one image skipped: nothing new in the folder.
+    assert code == 2 and "would overwrite an input" in capsys.readouterr().err
+    assert _listing(photos) == ["a.jpg", "a_mask.png", "b.png"]
 
 
 def test_outputs_of_an_earlier_run_are_not_inputs(photos, weights, tmp_path):

@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 __all__ = [
     "CheckpointError",
     "DataError",
@@ -69,3 +71,38 @@ class ImageReadError(InharmonyError, ValueError):
 
 class TrainingCommandError(InharmonyError, RuntimeError):
     """A training command cannot run (bad checkpoint path, missing output folder, ...)."""
+
+
+class OutputExistsError(InharmonyError, FileExistsError):
+    """An output would replace a file inharmony did not write (an input, weights, a dataset); nothing was written."""
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def find_cause(error: BaseException | None, kind: type[_E]) -> _E | None:
+    """The first exception of type ``kind`` in ``error``'s chain (``__cause__``/``__context__``), itself included.
+
+    jsonargparse re-wraps errors raised while building classes, and torch reports a failing write as a
+    ``RuntimeError`` whose context is the ``OSError``: this finds the one that says what went wrong.
+
+    Example:
+        >>> try:
+        ...     try:
+        ...         raise DataError("bad.png: not an image")
+        ...     except DataError as err:
+        ...         raise ValueError("Does not validate against any of the Union subtypes") from err
+        ... except ValueError as wrapped:
+        ...     print(find_cause(wrapped, InharmonyError))
+        bad.png: not an image
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kind):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+__all__ += ["OutputExistsError", "find_cause"]

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MaskOnly", "check_onnx", "export_onnx", "onnx_session"]
+__all__ = ["EXPORT_MARKER", "MaskOnly", "check_onnx", "export_onnx", "is_inharmony_export", "onnx_session"]
 
 
 def _size_multiple(model: nn.Module) -> int:
@@ -61,14 +61,56 @@ def _require(package: str) -> None:
         ) from err
 
 
+EXPORT_MARKER = "inharmony_export"
+"""Metadata key every graph :func:`export_onnx` writes carries; only such a file is replaced without ``overwrite``."""
+
+
+def is_inharmony_export(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an ONNX file written by :func:`export_onnx` (it carries :data:`EXPORT_MARKER`).
+
+    Reads the file's bytes (no ``onnx`` import): an ONNX model is a protobuf whose first field is its IR
+    version, and our metadata key is stored as plain text in it.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> other = pathlib.Path(tempfile.mkdtemp()) / "w.pth"
+        >>> _ = other.write_bytes(b"PK\\x03\\x04 weights")
+        >>> is_inharmony_export(other)
+        False
+    """
+    import mmap
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data[:1] == b"\x08" and data.find(EXPORT_MARKER.encode()) >= 0
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    from .errors import OutputExistsError
+
+    if path.is_dir():
+        raise OutputExistsError(f"--out {path} is a folder; give a file name such as {path / 'model.onnx'}")
+    if path.exists() and not overwrite and not is_inharmony_export(path):
+        raise OutputExistsError(
+            f"{path} exists and is not an ONNX file written by inharmony export; nothing was written. "
+            "Choose another --out, or pass --overwrite (overwrite=True) to replace it."
+        )
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike[str],
     size: int = 224,
     opset: int = 18,
     max_size: int = 8192,
+    overwrite: bool = False,
 ) -> Path:
-    """Write ``model`` (eval mode, mask output only) to ``path`` as ONNX.
+    """Write ``model`` (eval mode, mask output only) to ``path`` as ONNX, atomically.
+
+    The graph carries the metadata key :data:`EXPORT_MARKER`; an existing ``path`` is replaced only if it
+    is such an earlier export, or with ``overwrite=True``. The file appears complete or not at all.
 
     Args:
         model: A registered architecture.
@@ -77,19 +119,33 @@ def export_onnx(
             ``pretrained_cfg.size_multiple`` (16 for DIRL and RSRNet) works at run time.
         opset: ONNX opset.
         max_size: Largest height/width the graph accepts.
+        overwrite: Replace ``path`` even if it is not an earlier export.
 
     Returns:
         The path. Input ``"image"``: float32 ``(batch, 3, height, width)``, ImageNet-normalised,
         height and width multiples of the size multiple. Output ``"mask"``: ``(batch, 1, height, width)`` in [0, 1].
+
+    Raises:
+        OutputExistsError: ``path`` is a folder, or a file that is not an earlier export (without ``overwrite``).
     """
+    import shutil
+    import tempfile
+
+    from .files import atomic_write
+
+    path = Path(path)
+    _check_target(path, overwrite)
     _require("onnx")
     _require("onnxscript")
+    import onnx
+
+    from .version import __version__
+
     multiple = _size_multiple(model)
     if size % multiple:
         raise ValueError(
             f"size must be a multiple of {multiple} (the model's pretrained_cfg.size_multiple), got {size}"
         )
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapped = MaskOnly(model).eval()
     example = torch.randn(2, 3, size, size)  # batch 2: a batch of 1 would be specialised to a constant
@@ -97,17 +153,24 @@ def export_onnx(
     batch = dim("batch", min=1, max=1024)
     rows = dim(f"rows{multiple}", min=1, max=max_size // multiple)
     cols = dim(f"cols{multiple}", min=1, max=max_size // multiple)
-    torch.onnx.export(
-        wrapped,
-        (example,),
-        str(path),
-        input_names=["image"],
-        output_names=["mask"],
-        dynamic_shapes={"image": {0: batch, 2: multiple * rows, 3: multiple * cols}},
-        opset_version=opset,
-        dynamo=True,
-        verbose=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="inharmony-export-") as tmp:
+        staged = Path(tmp) / "model.onnx"
+        torch.onnx.export(
+            wrapped,
+            (example,),
+            str(staged),
+            input_names=["image"],
+            output_names=["mask"],
+            dynamic_shapes={"image": {0: batch, 2: multiple * rows, 3: multiple * cols}},
+            opset_version=opset,
+            dynamo=True,
+            verbose=False,
+        )
+        graph = onnx.load(str(staged))
+        onnx.helper.set_model_props(graph, {EXPORT_MARKER: __version__})
+        onnx.save(graph, str(staged))
+        with open(staged, "rb") as src, atomic_write(path) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
     return path
 
 

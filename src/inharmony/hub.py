@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .converters import list_converters, load_lightning_checkpoint
-from .errors import HubConfigError
+from .errors import CheckpointError, HubConfigError
 from .models import (
     CONFIG_NAME,
     FORMAT_VERSION,
@@ -38,6 +38,8 @@ from .models import (
     from_pretrained,
     get_pretrained_cfg,
     list_models,
+    load_state_dict_file,
+    load_state_dict_strict,
     looks_like_hub_id,
     split_model_name,
 )
@@ -85,7 +87,45 @@ def _from_hub(source: str, model: str, options: Mapping[str, Any]) -> nn.Module:
 
 
 def _from_state_dict(source: str, model: str, options: Mapping[str, Any]) -> nn.Module:
-    return create_model(model, checkpoint_path=source, **options.get("model_kwargs", {}))
+    net = create_model(model, **options.get("model_kwargs", {}))
+    load_state_dict_file(net, source, trust=bool(options.get("trust_checkpoint", False)))
+    return net
+
+
+def _apply_model_kwargs(net: nn.Module, model_kwargs: Mapping[str, Any], source: str) -> nn.Module:
+    """``net`` rebuilt with ``model_kwargs`` over its recorded constructor arguments, same weights.
+
+    Arguments that leave the parameters unchanged (RSRNet's ``iterations``, a threshold) apply; one that
+    changes them (another backbone, other widths) cannot fit the weights and is refused, naming the value
+    the weights were saved with.
+    """
+    recorded = dict(getattr(net, "_hub_mixin_config", None) or {})
+    cfg = getattr(net, "pretrained_cfg", None)
+    if cfg is None or not recorded:
+        raise ValueError(
+            f"constructor arguments ({', '.join(model_kwargs)}) cannot be applied to the weights in {source}: "
+            "their model did not record its arguments"
+        )
+    args = {**recorded, **model_kwargs}
+    for flag in get_pretrained_cfg(cfg.architecture).download_args:
+        if args.get(flag):
+            args[flag] = False  # the loaded weights replace any downloaded initialisation
+    try:
+        rebuilt = create_model(cfg.architecture, **args)
+    except TypeError as err:
+        raise ValueError(f"{cfg.architecture!r} does not take {', '.join(model_kwargs)}: {err}") from err
+    try:
+        load_state_dict_strict(rebuilt, net.state_dict(), source)
+    except CheckpointError as err:
+        saved = ", ".join(f"{k}={recorded[k]!r}" for k in model_kwargs if k in recorded)
+        asked = ", ".join(f"{k}={v!r}" for k, v in model_kwargs.items())
+        raise CheckpointError(
+            f"the weights in {source} were saved with {saved or 'other arguments'}; {asked} changes the "
+            f"network's parameters, so they cannot be used with it. Drop the argument, or use weights trained "
+            f"with it ({str(err).split(': ', 1)[-1][:200]})"
+        ) from err
+    rebuilt.pretrained_cfg = cfg
+    return rebuilt
 
 
 def weight_sources() -> list[WeightSource]:
@@ -127,7 +167,10 @@ def load(
         revision: Hub revision when ``weights`` is a Hub id.
         device: Where to put the model (default CPU).
         trust_checkpoint: Allow pickled objects in a ``.ckpt`` you made yourself.
-        **model_kwargs: Constructor arguments when ``weights`` is a plain state dict.
+        **model_kwargs: Constructor arguments. With a plain state dict they build the network; with weights
+            that record their arguments (a hub folder, a ``.ckpt``, a converted format) they replace the
+            recorded ones when the weights still fit (e.g. RSRNet's ``iterations=3``), else a
+            :class:`~inharmony.errors.CheckpointError` names the value the weights were saved with.
 
     Returns:
         The model in eval mode.
@@ -148,6 +191,10 @@ def load(
             what = "folder holds none of" if os.path.isdir(source) else "is not a file, a folder or a Hub id:"
             raise FileNotFoundError(f"weights not found: {source} {what} {kinds}")
         net = row.load(source, model, options)
+        if model_kwargs and row.load is not _from_state_dict:
+            # A hub folder, a .ckpt or a converted format builds its network from recorded arguments:
+            # apply the caller's on top rather than silently ignoring them.
+            net = _apply_model_kwargs(net, model_kwargs, source)
     net = net.eval()
     return net.to(device) if device is not None else net
 

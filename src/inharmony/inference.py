@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +40,15 @@ __all__ = [
     "ImageReadError",
     "Predictor",
     "binarize",
+    "check_threshold",
     "iter_image_files",
     "load_image",
+    "load_image_array",
     "mask_to_image",
     "overlay",
     "resize_mask",
+    "resize_mask_bands",
+    "resize_mask_uint8",
 ]
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
@@ -106,8 +110,12 @@ def _array_to_rgb(array: np.ndarray, what: str) -> np.ndarray:
     elif array.dtype == np.bool_:
         array = array.astype(np.uint8) * 255
     elif np.issubdtype(array.dtype, np.floating):
-        if not np.isfinite(array).all() or array.min() < 0.0 or array.max() > 1.0:
-            raise ImageReadError(f"{what}: a float array must hold values in [0, 1]")
+        _check_finite(array, what)
+        if array.min() < 0.0 or array.max() > 1.0:
+            raise ImageReadError(
+                f"{what}: a float array must hold values in [0, 1], got [{array.min():g}, {array.max():g}]; "
+                "divide 0-255 values by 255, or pass a uint8 array"
+            )
         array = np.rint(array * 255.0).astype(np.uint8)
     else:
         raise ImageReadError(f"{what}: unsupported dtype {array.dtype}; use uint8 (0-255), uint16 or float in [0, 1]")
@@ -116,8 +124,26 @@ def _array_to_rgb(array: np.ndarray, what: str) -> np.ndarray:
     return np.ascontiguousarray(array[..., :3])  # alpha dropped, as for RGBA files
 
 
+def _check_finite(values: np.ndarray | torch.Tensor, what: str) -> None:
+    """Refuse NaN/inf values with their count and the first one's position (one would make the whole mask NaN)."""
+    bad = ~(torch.isfinite(values) if isinstance(values, torch.Tensor) else np.isfinite(values))
+    if not bool(bad.any()):
+        return
+    first = tuple(int(i) for i in (bad.nonzero()[0] if isinstance(bad, torch.Tensor) else np.argwhere(bad)[0]))
+    count = int(bad.sum())
+    raise ImageReadError(
+        f"{what} holds {count} NaN/inf value(s), the first at index {first}; one such value makes the "
+        "network's whole mask NaN. Replace them (e.g. np.nan_to_num / torch.nan_to_num) or fix their source."
+    )
+
+
 def _read_file(path: str, decode: Decoder) -> tuple[np.ndarray, tuple[int, int]]:
     """A file through ``decode`` (OpenCV, EXIF orientation applied), with Predictor-style errors."""
+    if os.path.isdir(path):
+        raise ImageReadError(
+            f"{path} is a folder; the Predictor takes image files, PIL images or arrays. For every image in "
+            f"it: predictor(inharmony.inference.iter_image_files([{path!r}])), or `inharmony predict {path}`"
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image not found: {path}")
     try:
@@ -192,12 +218,45 @@ def load_image(source: ImageInput) -> Image.Image:
     return Image.fromarray(_open(source)[0])
 
 
+def load_image_array(source: ImageInput) -> np.ndarray:
+    """The image as an upright RGB ``uint8`` array (H, W, 3) at full size: :func:`load_image` without the PIL copy.
+
+    Example:
+        >>> load_image_array(np.zeros((20, 30), dtype=np.uint8)).shape
+        (20, 30, 3)
+    """
+    return _open(source)[0]
+
+
 # --------------------------------------------------------------------------- helpers on masks
 
 
+def check_threshold(threshold: float, option: str = "threshold") -> float:
+    """``threshold`` if it is strictly between 0 and 1, else a ``ValueError`` saying why.
+
+    A threshold ≤ 0 marks every pixel and one ≥ 1 (almost) none: an all-white or all-black mask.
+
+    Example:
+        >>> check_threshold(0.5)
+        0.5
+    """
+    value = float(threshold)
+    if not 0.0 < value < 1.0:  # also refuses NaN
+        raise ValueError(
+            f"{option} must be strictly between 0 and 1 (masks are probabilities), got {threshold}: "
+            f"{'every' if value <= 0 else 'no'} pixel would be marked, an all-{'white' if value <= 0 else 'black'} "
+            "mask; the papers use 0.5"
+        )
+    return value
+
+
 def binarize(mask: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Boolean mask: ``mask >= threshold`` (0.5 is the papers' threshold for F1 and IoU)."""
-    return np.asarray(mask) >= threshold
+    """Boolean mask: ``mask >= threshold`` (0.5 is the papers' threshold for F1 and IoU).
+
+    Raises:
+        ValueError: ``threshold`` is not strictly between 0 and 1.
+    """
+    return np.asarray(mask) >= check_threshold(threshold)
 
 
 def mask_to_image(mask: np.ndarray) -> Image.Image:
@@ -215,7 +274,7 @@ def overlay(
 
     Args:
         image: The image the mask was predicted for (same size as the mask).
-        mask: Probability mask, H×W in [0, 1].
+        mask: Probability mask, H×W in [0, 1] (float), or 8-bit (uint8, 255 = 1).
         color: Tint colour (RGB).
         alpha: Opacity of the tint where the probability is 1.
 
@@ -223,14 +282,26 @@ def overlay(
         >>> overlay(np.zeros((10, 10, 3), np.uint8), np.ones((10, 10), np.float32)).getpixel((0, 0))
         (153, 0, 0)
     """
-    rgb = load_image(image)
-    mask = np.asarray(mask, dtype=np.float32)
-    if mask.shape != (rgb.height, rgb.width):
-        raise ValueError(f"mask shape {mask.shape} does not match the image size {(rgb.height, rgb.width)}")
-    weight = (alpha * np.clip(mask, 0.0, 1.0))[..., None]
-    pixels = np.asarray(rgb, dtype=np.float32)
-    blended = pixels * (1.0 - weight) + np.asarray(color, dtype=np.float32) * weight
-    return Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8), mode="RGB")
+    pixels = np.array(_open(image)[0])  # a writable copy: tinted in place, row band by row band
+    mask = np.asarray(mask)
+    if mask.shape != pixels.shape[:2]:
+        raise ValueError(f"mask shape {mask.shape} does not match the image size {pixels.shape[:2]}")
+    scale = 1.0 / 255.0 if mask.dtype == np.uint8 else 1.0
+    for start in range(0, mask.shape[0], _BAND_ROWS):
+        band = mask[start : start + _BAND_ROWS].astype(np.float32) * scale
+        _tint(pixels[start : start + _BAND_ROWS], band, color, alpha)
+    return Image.fromarray(pixels, mode="RGB")
+
+
+def _tint(pixels: np.ndarray, prob: np.ndarray, color: Sequence[int], alpha: float) -> None:
+    """Move ``pixels`` (rows × W × 3 uint8, changed in place) towards ``color`` by ``alpha · prob``."""
+    weight = (alpha * np.clip(prob, 0.0, 1.0))[..., None]
+    blended = pixels.astype(np.float32) * (1.0 - weight) + np.asarray(color, dtype=np.float32) * weight
+    np.clip(np.rint(blended), 0, 255, out=blended)
+    pixels[...] = blended.astype(np.uint8)
+
+
+_BAND_ROWS = 256  # rows of a full-size mask or overlay computed at once (float32 work stays ~W·256·16 bytes)
 
 
 # --------------------------------------------------------------------------- the predictor
@@ -245,6 +316,33 @@ def _as_size(size: int | Sequence[int], multiple: int) -> tuple[int, int]:
     return int(height), int(width)
 
 
+def _resolve_model(model: Any, weights: str | os.PathLike[str] | None) -> nn.Module:
+    """The ``model`` argument of :class:`Predictor` as a module, or an error that says what to pass."""
+    if isinstance(model, nn.Module):
+        if weights is not None:
+            raise ValueError("weights= is only used when model is given by name, e.g. Predictor('dirl', weights=...)")
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        from .hub import from_pretrained, load
+
+        text = os.fspath(model)
+        if os.path.isfile(os.path.join(text, "config.json")) and weights is None:
+            return from_pretrained(text)  # a hub folder names its own architecture
+        if os.path.exists(text):
+            kind = "folder without config.json" if os.path.isdir(text) else "file"
+            raise ValueError(
+                f"Predictor({text!r}): {text} is a {kind}; give the model's name and the weights, e.g. "
+                f"Predictor('dirl', weights={text!r}), or a model from inharmony.load(...)"
+            )
+        return load(text, weights)
+    from .models import list_models
+
+    raise TypeError(
+        f"Predictor needs a model: a torch.nn.Module (e.g. inharmony.load('dirl', weights=...)), a registered "
+        f"name ({', '.join(list_models())}) with weights=..., or a hub folder; got {type(model).__name__}"
+    )
+
+
 def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -253,8 +351,8 @@ class Predictor:
     """Masks for images of any size, from any registered model.
 
     Args:
-        model: A model (e.g. from :func:`inharmony.load`), or a registered name loaded with
-            ``inharmony.load(model, weights)``.
+        model: A model (e.g. from :func:`inharmony.load`), a registered name loaded with
+            ``inharmony.load(model, weights)``, or a hub folder (``config.json`` + ``model.safetensors``).
         size: Network input size, an int or ``(height, width)``, multiples of the model's
             ``pretrained_cfg.size_multiple`` (16 for DIRL and RSRNet). Default: the weights'
             ``pretrained_cfg.input_size`` (224×224 for the published weights).
@@ -291,12 +389,7 @@ class Predictor:
         batch_size: int = 4,
         weights: str | os.PathLike[str] | None = None,
     ) -> None:
-        if isinstance(model, str):
-            from .hub import load
-
-            model = load(model, weights)
-        elif weights is not None:
-            raise ValueError("weights= is only used when model is given by name")
+        model = _resolve_model(model, weights)
         if batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
         cfg = getattr(model, "pretrained_cfg", None)
@@ -339,6 +432,7 @@ class Predictor:
                 stacklevel=2,
             )
             batch = torch.stack([self.preprocessing.normalize(image.permute(1, 2, 0).numpy()) for image in batch.cpu()])
+        _check_finite(batch, f"input batch {tuple(batch.shape)}")
         out = self.model(batch.to(self.device, dtype=torch.float32))
         mask = out["mask"] if isinstance(out, dict) else out
         return mask.float()
@@ -350,13 +444,29 @@ class Predictor:
             isinstance(images, np.ndarray) and images.ndim != 4
         )
         items = [images] if single else list(images)
-        masks: list[np.ndarray] = []
+        masks = [resize_mask(prob, height, width) for prob, (height, width) in self.network_masks(items)]
+        return masks[0] if single else masks
+
+    @torch.inference_mode()
+    def network_masks(self, images: Iterable[ImageInput]) -> list[tuple[np.ndarray, tuple[int, int]]]:
+        """``(probabilities at network size, (H, W) of the upright original)`` per image, in order.
+
+        The step before :func:`resize_mask`; with :func:`resize_mask_uint8` a full-size mask of a huge
+        image costs one byte per pixel (``inharmony predict`` does this).
+
+        Example:
+            >>> predictor = Predictor(inharmony.create_model("dirl_resnet18"), size=64)
+            >>> [(p.shape, hw) for p, hw in predictor.network_masks([np.zeros((50, 70, 3), np.uint8)])]
+            [((64, 64), (50, 70))]
+        """
+        items = list(images)
+        out: list[tuple[np.ndarray, tuple[int, int]]] = []
         for start in range(0, len(items), self.batch_size):
             prepared = [self.preprocess(item) for item in items[start : start + self.batch_size]]
             probs = self.forward_batch(torch.stack([tensor for tensor, _ in prepared]))
-            for prob, (_, (height, width)) in zip(probs, prepared, strict=True):
-                masks.append(resize_mask(prob[0], height, width))
-        return masks[0] if single else masks
+            for prob, (_, original) in zip(probs, prepared, strict=True):
+                out.append((prob[0].cpu().numpy(), original))
+        return out
 
 
 def resize_mask(prob: torch.Tensor | np.ndarray, height: int, width: int) -> np.ndarray:
@@ -377,6 +487,84 @@ def resize_mask(prob: torch.Tensor | np.ndarray, height: int, width: int) -> np.
         return np.clip(full, 0.0, 1.0, out=full).astype(np.float32, copy=False)
     full = F.interpolate(prob.float()[None, None], size=(height, width), mode="bilinear", align_corners=False)
     return full[0, 0].clamp_(0.0, 1.0).cpu().numpy().astype(np.float32, copy=False)
+
+
+def resize_mask_bands(
+    prob: torch.Tensor | np.ndarray, height: int, width: int, rows: int = _BAND_ROWS
+) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`resize_mask` computed ``rows`` output rows at a time: ``(first row, float32 band)`` pairs.
+
+    The same bilinear formula (half-pixel centres, borders clamped), so the bands stacked equal
+    :func:`resize_mask` (to float rounding) while never holding a full-size float array: a 144-MP mask
+    is 576 MB in float32.
+
+    Example:
+        >>> bands = list(resize_mask_bands(np.eye(4, dtype=np.float32), 10, 6, rows=4))
+        >>> [start for start, _ in bands], bands[-1][1].shape
+        ([0, 4, 8], (2, 6))
+    """
+    small = prob.detach().float().cpu().numpy() if isinstance(prob, torch.Tensor) else np.asarray(prob, np.float32)
+    small = small.reshape(small.shape[-2:])
+    h, w = small.shape
+    if w == width:
+        wide = small
+    elif width < 32767:  # OpenCV's limit; a height-preserving resize is the horizontal pass alone
+        wide = cv2.resize(small, (width, h), interpolation=cv2.INTER_LINEAR)
+    else:
+        wide = F.interpolate(torch.from_numpy(small)[None, None], size=(h, width), mode="bilinear")[0, 0].numpy()
+    for start in range(0, height, rows):
+        out_rows = np.arange(start, min(start + rows, height), dtype=np.float64)
+        source = np.clip((out_rows + 0.5) * (h / height) - 0.5, 0.0, h - 1)
+        top = np.floor(source).astype(np.int64)
+        bottom = np.minimum(top + 1, h - 1)
+        frac = (source - top).astype(np.float32)[:, None]
+        band = wide[top] * (1.0 - frac) + wide[bottom] * frac
+        yield start, np.clip(band, 0.0, 1.0, out=band)
+
+
+def resize_mask_uint8(
+    prob: torch.Tensor | np.ndarray,
+    height: int,
+    width: int,
+    *,
+    threshold: float | None = None,
+    tint: np.ndarray | None = None,
+    color: tuple[int, int, int] = (255, 0, 0),
+    alpha: float = 0.6,
+) -> np.ndarray:
+    """A network-size probability map as a full-size 8-bit mask, built band by band (low memory).
+
+    Args:
+        prob: ``(h, w)`` probabilities at network size.
+        height: Output height (the image's).
+        width: Output width.
+        threshold: If given, the mask is binary: 255 where the probability is ≥ ``threshold``, else 0.
+        tint: The image (``height × width × 3`` uint8); if given it is tinted in place, as :func:`overlay` does.
+        color: Tint colour (RGB).
+        alpha: Tint opacity where the probability is 1.
+
+    Returns:
+        ``uint8`` ``height × width``: the probability × 255, rounded (or 0/255 with ``threshold``) — what
+        :func:`mask_to_image` writes for the float mask of :func:`resize_mask`, in a quarter of the memory.
+
+    Example:
+        >>> int(resize_mask_uint8(np.full((4, 4), 0.5, np.float32), 6, 9).max())
+        128
+    """
+    if threshold is not None:
+        check_threshold(threshold)
+    if tint is not None and tint.shape != (height, width, 3):
+        raise ValueError(f"image shape {tint.shape} does not match the mask size {(height, width)}")
+    out = np.empty((height, width), np.uint8)
+    for start, band in resize_mask_bands(prob, height, width):
+        stop = start + band.shape[0]
+        if threshold is not None:
+            out[start:stop] = np.where(band >= threshold, 255, 0)
+        else:
+            out[start:stop] = np.rint(band * 255.0)
+        if tint is not None:
+            _tint(tint[start:stop], band, color, alpha)
+    return out
 
 
 def iter_image_files(paths: Iterable[str | os.PathLike[str]], recursive: bool = False) -> list[Path]:

@@ -19,6 +19,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from .constants import IMAGENET_MEAN, IMAGENET_STD
+from .files import atomic_write
 
 __all__ = ["PredictionMaskWriter", "SamplePredictionsCallback", "denormalize", "prediction_panel", "save_panel"]
 
@@ -63,8 +64,14 @@ def save_panel(
     factor = max(1, -(-min_height // panel.height))
     if factor > 1:
         panel = panel.resize((panel.width * factor, panel.height * factor), Image.Resampling.NEAREST)
-    panel.save(path)
+    _save_png(panel, path)
     return path
+
+
+def _save_png(image: Any, path: Path) -> None:
+    """A PIL image as PNG, atomically (never a partial file under ``path``)."""
+    with atomic_write(path) as fh:
+        image.save(fh, format="PNG")
 
 
 class SamplePredictionsCallback(L.Callback):
@@ -102,7 +109,7 @@ class SamplePredictionsCallback(L.Callback):
 
         folder = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(grid).save(folder / f"step_{step:07d}.png")
+        _save_png(Image.fromarray(grid), folder / f"step_{step:07d}.png")
         experiment = getattr(trainer.logger, "experiment", None)
         if hasattr(experiment, "add_image"):
             experiment.add_image("samples", grid, step, dataformats="HWC")
@@ -112,12 +119,21 @@ class PredictionMaskWriter(BasePredictionWriter):
     """Write each predicted mask (network resolution, 8-bit PNG) under ``out_dir``, mirroring the input paths.
 
     Used by ``inharmony predict --config ... --out DIR``; for masks at each image's own size use
-    ``inharmony predict IMAGES --weights ...`` (:mod:`inharmony.inference`).
+    ``inharmony predict IMAGES --weights ...`` (:mod:`inharmony.inference`). Each mask is written
+    atomically; a file that exists and was not written by this writer in this run (an input PNG when
+    ``--out`` is the data root, an earlier run's mask) is never replaced unless ``overwrite``: the
+    prediction stops with :class:`~inharmony.errors.OutputExistsError` naming it.
+
+    Args:
+        out_dir: Output folder.
+        overwrite: Replace existing files (never one written earlier in this run for another input).
     """
 
-    def __init__(self, out_dir: str | Path) -> None:
+    def __init__(self, out_dir: str | Path, overwrite: bool = False) -> None:
         super().__init__(write_interval="batch")
         self.out_dir = Path(out_dir)
+        self.overwrite = overwrite
+        self._written: dict[Path, str] = {}
 
     def write_on_batch_end(
         self,
@@ -131,7 +147,18 @@ class PredictionMaskWriter(BasePredictionWriter):
     ) -> None:
         from PIL import Image
 
+        from .errors import OutputExistsError
+
         for mask, path in zip(prediction["mask"], prediction["path"], strict=True):
             target = (self.out_dir / path).with_suffix(".png")
+            earlier = self._written.get(target)
+            if earlier is not None and earlier != str(path):
+                raise OutputExistsError(f"{path} and {earlier} both map to {target}; rename one of them")
+            if earlier is None and target.exists() and not self.overwrite:
+                raise OutputExistsError(
+                    f"{target} exists and was not written by this run (an input, or an earlier run's mask); "
+                    "nothing replaced it. Choose another --out, or remove it."
+                )
             target.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(_gray(mask)[..., 0]).save(target)
+            _save_png(Image.fromarray(_gray(mask)[..., 0]), target)
+            self._written[target] = str(path)

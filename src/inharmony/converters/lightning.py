@@ -9,16 +9,13 @@ network's weights under ``"model.<key>"``, so no Lightning import is needed to r
 from __future__ import annotations
 
 import os
-import pickle
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from ..models import create_model, get_pretrained_cfg, load_state_dict_strict
+from ..models import create_model, get_pretrained_cfg, load_state_dict_strict, read_state_dict
 from ._registry import Converter, register_converter
 
 __all__ = ["is_lightning_checkpoint", "load_lightning_checkpoint", "read_lightning_checkpoint"]
@@ -35,8 +32,9 @@ def read_lightning_checkpoint(path: str | os.PathLike[str], *, trust: bool = Fal
         The checkpoint dict (``state_dict``, ``hyper_parameters``, ``epoch``, ...), tensors on the CPU.
 
     Raises:
-        CheckpointError: the file is missing, corrupt or truncated, holds pickled objects (and
-            ``trust`` is off), or is not a Lightning checkpoint (no ``state_dict``).
+        CheckpointError: the file is missing, not a weights file at all (empty, a Git LFS pointer, an HTML
+            page, other bytes: said which), corrupt or truncated, holds pickled objects (and ``trust`` is
+            off), or is not a Lightning checkpoint (no ``state_dict``).
 
     Example:
         >>> payload = read_lightning_checkpoint("runs/dirl/checkpoints/last.ckpt")  # doctest: +SKIP
@@ -44,34 +42,15 @@ def read_lightning_checkpoint(path: str | os.PathLike[str], *, trust: bool = Fal
         'dirl'
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=not trust)
-    except pickle.UnpicklingError as err:
-        if "Weights only load failed" not in str(err):
-            raise CheckpointError(_corrupt(path, err)) from err
-        raise CheckpointError(
-            f"{path} holds Python objects beyond tensors and plain containers, so it was not loaded with "
-            f"weights_only=True ({str(err).splitlines()[0]}). If you wrote this checkpoint yourself, pass "
-            "trust=True (CLI: --trust-checkpoint)."
-        ) from err
-    except Exception as err:
-        raise CheckpointError(_corrupt(path, err)) from err
-    if not isinstance(payload, Mapping) or "state_dict" not in payload:
+    # read_state_dict names a file that is not a checkpoint (empty, a Git LFS pointer, a web page) for
+    # what it is before unpickling anything, so no message suggests loading such a file with trust.
+    payload = read_state_dict(path, trust=trust, whole=True, trust_option="trust=True (CLI: --trust-checkpoint)")
+    if "state_dict" not in payload:
         raise CheckpointError(
             f"{path} is not a Lightning checkpoint (no 'state_dict'). For bare network weights use "
             f"inharmony.load('<model>', weights='{path}') or 'inharmony predict --weights {path}'."
         )
-    return dict(payload)
-
-
-def _corrupt(path: str, err: Exception) -> str:
-    first = str(err).splitlines()[0] if str(err) else ""
-    return (
-        f"cannot read checkpoint {path}: it is corrupt, truncated or not a PyTorch file "
-        f"({type(err).__name__}: {first}). Use an intact copy, e.g. the run's last.ckpt."
-    )
+    return payload
 
 
 def load_lightning_checkpoint(path: str | os.PathLike[str], *, trust: bool = False) -> tuple[nn.Module, dict]:

@@ -7,7 +7,9 @@ The iHarmony4 composites were made by changing the colour or lighting of one reg
 exposure, gamma, white balance, saturation, contrast) and writes
 ``<out>/<subset>/{composite_images,masks,real_images}/`` with iHarmony4 names (``<real>_<fg>_1.jpg``),
 the lists ``<subset>/<subset>_{train,test}.txt`` and root ``IHD_{train,test}.txt`` (merged with any
-existing root lists). Test composites come from photos never used for training (``test_photos``).
+existing root lists). An existing subset that synth did not write (the real HCOCO, say) is never touched:
+the call is refused; an earlier synth of the same subset is replaced. Every file is written atomically.
+Test composites come from photos never used for training (``test_photos``).
 
 With ``photos=None`` the photos bundled with scikit-image (``skimage.data``) are used: no network.
 
@@ -28,6 +30,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..errors import OutputExistsError
+from ..files import atomic_write, atomic_write_bytes
 from .errors import DataError
 
 __all__ = [
@@ -284,15 +288,60 @@ def _write(path: Path, image: np.ndarray, quality: int = 95) -> None:
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix == ".jpg" else []
-    if not cv2.imwrite(str(path), image, params):
-        raise DataError(f"cannot write {path}")
+    ok, encoded = cv2.imencode(path.suffix, image, params)
+    if not ok:
+        raise DataError(f"cannot encode {path}")
+    atomic_write_bytes(path, encoded.tobytes())
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
 
 
 def _merge_root_list(path: Path, subset: str, entries: list[str]) -> None:
     kept = []
     if path.is_file():
         kept = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith(f"{subset}/")]
-    path.write_text("".join(f"{ln}\n" for ln in [*kept, *entries]))
+    _write_text(path, "".join(f"{ln}\n" for ln in [*kept, *entries]))
+
+
+def _claim_subset(root: Path, subset: str) -> list[Path]:
+    """The files an earlier ``synthesize`` run wrote in ``root/subset`` (to replace); refuse anyone else's.
+
+    A subset folder holding files without our ``synth.json``, or root split lists naming the subset while
+    its folder is not ours, is a dataset someone else made (e.g. the real HCOCO): nothing is written.
+    """
+    base = root / subset
+    if base.exists() and not base.is_dir():
+        raise OutputExistsError(f"{base} is a file; choose another --subset or --out")
+    log = base / "synth.json"
+    if log.is_file():
+        try:
+            composites = [c["composite"] for c in json.loads(log.read_text(encoding="utf-8"))["composites"]]
+        except (ValueError, KeyError, TypeError) as err:
+            raise OutputExistsError(
+                f"{log} is not a readable synth.json ({err}); remove {base} yourself or choose another --subset"
+            ) from err
+        previous = [base / f"{subset}_train.txt", base / f"{subset}_test.txt", log]
+        for name in composites:
+            stem, fg, _ = Path(name).stem.rsplit("_", 2)
+            ext = Path(name).suffix
+            previous += [base / "composite_images" / name, base / "masks" / f"{stem}_{fg}.png",
+                         base / "real_images" / f"{stem}{ext}"]  # fmt: skip
+        return previous
+    foreign = next((p for p in base.rglob("*") if p.is_file()), None) if base.is_dir() else None
+    listed = [
+        f.name for f in (root / "IHD_train.txt", root / "IHD_test.txt")
+        if f.is_file() and any(ln.startswith(f"{subset}/") for ln in f.read_text(errors="replace").splitlines())
+    ]  # fmt: skip
+    if foreign is not None or listed:
+        what = f"{foreign}" if foreign is not None else f"entries of {subset} in {', '.join(listed)}"
+        raise OutputExistsError(
+            f"{root} already holds a {subset!r} subset that inharmony synth did not write ({what}); nothing was "
+            "written. Choose another --subset (e.g. HSynth) or another --out."
+        )
+    return []
 
 
 def _pick_test_photos(
@@ -333,7 +382,10 @@ def synthesize(
     """Write ``n`` synthetic composites in the iHarmony4 layout under ``out/<subset>``.
 
     Args:
-        out: dataset root to write (created; other subsets already there are left alone).
+        out: dataset root to write (created; other subsets already there are left alone). A subset folder
+            written by an earlier ``synthesize`` is replaced; one holding anyone else's files (or a subset
+            named in the root lists without such a folder) raises :class:`~inharmony.errors.OutputExistsError`
+            before anything is written.
         n: number of composites (train + test).
         seed: everything (crops, masks, changes, the split) follows from it.
         photos: a folder of photos, a list of paths, or ``None`` for scikit-image's bundled photos.
@@ -375,6 +427,8 @@ def synthesize(
 
     root = Path(out)
     base = root / subset
+    for earlier in _claim_subset(root, subset):  # an earlier synth of this subset: replaced, not mixed in
+        earlier.unlink(missing_ok=True)
     for folder in ("composite_images", "masks", "real_images"):
         (base / folder).mkdir(parents=True, exist_ok=True)
     n_test = round(test_fraction * n) if test_fraction > 0 and n > 1 else 0
@@ -409,7 +463,7 @@ def synthesize(
                     made += 1
                     bar.update(1)
     for split, entries in lists.items():
-        (base / f"{subset}_{split}.txt").write_text("".join(f"{e}\n" for e in entries))
+        _write_text(base / f"{subset}_{split}.txt", "".join(f"{e}\n" for e in entries))
         _merge_root_list(root / f"IHD_{split}.txt", subset, [f"{subset}/composite_images/{e}" for e in entries])
     summary = {
         "root": str(root),
@@ -419,7 +473,7 @@ def synthesize(
         "test_photos": held_out,
         "seed": seed,
     }
-    (base / "synth.json").write_text(json.dumps({**summary, "composites": log}, indent=1))
+    _write_text(base / "synth.json", json.dumps({**summary, "composites": log}, indent=1))
     return summary
 
 

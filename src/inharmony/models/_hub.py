@@ -31,12 +31,11 @@ from typing import Any
 
 import torch
 from huggingface_hub import ModelCard, PyTorchModelHubMixin
-from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import CheckpointError, HubConfigError, HubUnreachableError
 from ._builder import WEIGHTS_NAME, create_model
-from ._checkpoint import load_state_dict_strict
+from ._checkpoint import load_state_dict_strict, read_state_dict
 from ._download import download_hub_file, hub_is_reachable, offline_mode
 from ._hub_config import CONFIG_NAME, FORMAT_VERSION, build_config, read_config
 from ._registry import PretrainedCfg, get_pretrained_cfg, split_model_name
@@ -325,10 +324,7 @@ def _build_and_load(config: dict[str, Any], weights: str | os.PathLike[str], str
         raise HubConfigError(
             f"{newer}cannot build {config['architecture']!r} from {config['model_args']}: {err}"
         ) from err
-    try:
-        state = load_file(os.fspath(weights), device="cpu")
-    except Exception as err:
-        raise CheckpointError(f"cannot read {weights}: {type(err).__name__}: {err}") from err
+    state = read_state_dict(weights)  # says what a non-weights file is (a Git LFS pointer, a web page, ...)
     try:
         if strict:
             load_state_dict_strict(model, state, os.fspath(weights))

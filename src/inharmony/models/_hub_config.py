@@ -117,8 +117,19 @@ def read_config(path: str) -> dict[str, Any]:
         f"{path} was written by inharmony {written_by}, newer than the installed {__version__}; "
         "upgrade with `pip install -U inharmony`"
     )
-    if int(config.get("format_version", 1)) > FORMAT_VERSION:
-        raise HubConfigError(f"{upgrade} (config format {config['format_version']} > {FORMAT_VERSION})")
+    format_version = config.get("format_version", 1)
+    if not isinstance(format_version, int) or isinstance(format_version, bool) or format_version < 1:
+        raise HubConfigError(f"{path}: 'format_version' must be a positive integer, got {format_version!r}")
+    if format_version > FORMAT_VERSION:
+        if newer:
+            raise HubConfigError(f"{upgrade} (config format {format_version} > {FORMAT_VERSION})")
+        # The version string does not explain it (a development build may write a new format under the
+        # same number): name the two formats and what the file claims, never "0.1.0 newer than 0.1.0".
+        raise HubConfigError(
+            f"{path} uses config format {format_version}, newer than the format {FORMAT_VERSION} that the "
+            f"installed inharmony {__version__} reads (the file says it was written by inharmony {written_by}); "
+            "upgrade with `pip install -U inharmony`"
+        )
     if not is_model(str(config["architecture"])):
         raise HubConfigError(
             (upgrade + ": it holds" if newer else f"{path} holds")

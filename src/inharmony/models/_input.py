@@ -8,9 +8,22 @@ __all__ = ["check_input"]
 
 
 def check_input(x: torch.Tensor, multiple: int) -> None:
-    """Raise a clear ``ValueError`` unless ``x`` is ``(B, 3, H, W)``, H and W multiples of ``multiple``."""
+    """Raise a clear ``ValueError`` unless ``x`` is ``(B, 3, H, W)``, H and W multiples of ``multiple``.
+
+    Anything but a tensor (a numpy array, a PIL image) raises a ``TypeError`` that points to
+    :class:`inharmony.Predictor`.
+
+    Example:
+        >>> check_input(torch.zeros(1, 3, 32, 48), 16)
+    """
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return  # shapes are symbolic while exporting; the rule is enforced in eager mode
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"the model takes a normalised float tensor of shape (B, 3, H, W), got {_describe(x)}. "
+            "For images (paths, PIL images, H×W×3 uint8 arrays) use inharmony.Predictor(model), which "
+            "resizes and normalises them; for a prepared array use torch.from_numpy(array)."
+        )
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(
             f"expected a normalised RGB batch of shape (B, 3, H, W), got {tuple(x.shape)}"
@@ -25,6 +38,13 @@ def check_input(x: torch.Tensor, multiple: int) -> None:
         )
     if not x.is_floating_point():
         raise ValueError(f"expected a float tensor, got dtype {x.dtype}")
+
+
+def _describe(x: object) -> str:
+    shape = getattr(x, "shape", None)
+    dtype = getattr(x, "dtype", None)
+    kind = f"{type(x).__module__}.{type(x).__name__}".removeprefix("builtins.")
+    return kind + (f" of shape {tuple(shape)}" if shape is not None else "") + (f", dtype {dtype}" if dtype else "")
 
 
 def _round_up(value: int, multiple: int) -> int:
