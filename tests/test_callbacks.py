@@ -145,3 +145,31 @@ def test_nothing_scorable_logs_nothing(tmp_path):
     trainer = _trainer(LocalizationMetricsCallback(), tmp_path)
     trainer.validate(_TinyModule(), dataloaders=DataLoader(_Empty(), batch_size=4), verbose=False)
     assert not any(k.startswith("val/") for k in trainer.callback_metrics)
+
+
+def test_several_outputs_give_one_table_each(tmp_path):
+    # A module naming its scored outputs (eval_outputs) and returning them under "masks".
+    class _TwoOutputs(_TinyModule):
+        eval_outputs = ("mask", "flipped")
+
+        def _step(self, batch: dict) -> dict:
+            out = super()._step(batch)
+            out["masks"] = {"mask": out["mask"], "flipped": out["mask"].flip(-1)}
+            return out
+
+    callback = LocalizationMetricsCallback()
+    module = _TwoOutputs()
+    trainer = _trainer(callback, tmp_path)
+    trainer.test(module, dataloaders=_loader(), verbose=False)
+    expected = {"mask": PerSubsetMetrics(), "flipped": PerSubsetMetrics()}
+    for mask, target, subsets in module.seen:
+        expected["mask"].update(mask, target, subsets)
+        expected["flipped"].update(mask.flip(-1), target, subsets)
+    assert list(callback.results_by_output) == ["mask", "flipped"]
+    for name, metrics in expected.items():
+        want = metrics.compute()
+        for subset, scores in want.items():
+            assert math.isclose(callback.results_by_output[name][subset]["iou"], scores["iou"], abs_tol=1e-12)
+    assert callback.test_results == callback.results_by_output["mask"]
+    assert math.isclose(float(trainer.callback_metrics["test/flipped/iou"]), want["All"]["iou"], abs_tol=1e-6)
+    assert "test/flipped/HCOCO/ap" in trainer.callback_metrics and "test/mask/ap" not in trainer.callback_metrics

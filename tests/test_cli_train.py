@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,7 @@ def test_missing_and_corrupt_checkpoints(fake_ihd, tmp_path, capsys):
     assert "corrupt" in err and str(corrupt) in err
     code = main(["fit", *_fit_args(fake_ihd, tmp_path / "elsewhere"), "--ckpt_path", "last"])
     assert code == 2
-    assert "no last.ckpt" in capsys.readouterr().err
+    assert "no intact checkpoint" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +196,76 @@ def test_predict_with_config_writes_masks(fake_ihd, fitted, tmp_path):
     assert len(masks) == 6  # the le50 test split, one mask per composite, paths mirrored
     assert {m.parent.parent.name for m in masks} == {"HCOCO", "HAdobe5k", "HFlickr", "Hday2night"}
     assert Image.open(masks[0]).size == (32, 32) and Image.open(masks[0]).mode == "L"
+
+
+# ------------------------------------------------------- fit arguments are checked before anything is built
+@pytest.fixture
+def nothing_is_built(monkeypatch):
+    """Fail the test if a model gets built: the checks must come first."""
+    import inharmony.task
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was built before the arguments were checked")
+
+    monkeypatch.setattr(inharmony.task, "create_model", refuse)
+
+
+def _short_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert lines and len(lines) <= 2, err
+    assert lines[0].startswith("inharmony: error:"), err
+    return " ".join(lines)
+
+
+def _malicious_checkpoint(path: Path, marker: Path) -> None:
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"state_dict": {}, "epoch": 0, "payload": Payload()}, path)
+
+
+@pytest.mark.parametrize(
+    "change, option, words",
+    [
+        (("--data.root", None), "--data.root", ("--data.streaming",)),
+        (("--data.image_size", "40"), "--data.image_size", ("16", "32", "48")),
+        (("--data.batch_size", "0"), "--data.batch_size", ("at least 1",)),
+        (("--model.model", "dirll"), "--model.model", ("'dirl'",)),
+        (("--model.model", "rsrnett_resnet18"), "--model.model", ("rsrnet_resnet18",)),
+    ],
+)
+def test_fit_arguments_are_checked_before_building(fake_ihd, tmp_path, capsys, nothing_is_built, change, option,
+                                                   words):  # fmt: skip
+    args = _fit_args(fake_ihd, tmp_path / "run")
+    key, value = change
+    at = args.index(key)
+    if value is None:
+        del args[at : at + 2]
+    else:
+        args[at + 1] = value
+    assert main(["fit", *args]) == 2
+    message = _short_error(capsys)
+    assert option in message, message
+    for word in words:
+        assert word in message, message
+
+
+def test_malicious_checkpoint_is_refused_before_building(fake_ihd, tmp_path, capsys, nothing_is_built):
+    evil, marker = tmp_path / "evil.ckpt", tmp_path / "pwned"
+    _malicious_checkpoint(evil, marker)
+    assert main(["fit", *_fit_args(fake_ihd, tmp_path / "run"), "--ckpt_path", str(evil)]) == 2
+    message = _short_error(capsys)
+    assert "--ckpt_path" in message and str(evil) in message
+    assert "weights_only=False" not in message and "trust" not in message  # fit cannot load it unsafely anyway
+    assert not marker.exists()
+
+
+def test_non_checkpoint_file_as_ckpt_path(fake_ihd, tmp_path, capsys, nothing_is_built):
+    page = tmp_path / "model.ckpt"
+    page.write_text("<!DOCTYPE html><html><body>Sign in</body></html>")
+    assert main(["fit", *_fit_args(fake_ihd, tmp_path / "run"), "--ckpt_path", str(page)]) == 2
+    message = _short_error(capsys)
+    assert "--ckpt_path" in message and str(page) in message

@@ -31,10 +31,16 @@ class LocalizationMetricsCallback(Callback):
     per-subset table on test, ``"subset"`` (one name per image). Each batch is scored as it arrives
     and only sums and counts are kept, never pixels.
 
+    To score several outputs (RSRNet's Table 3), the steps also return ``"masks"``: ``{output key:
+    (B, 1, H, W)}`` in the module's ``eval_outputs`` order (as :class:`inharmony.task.LocalizationTask`
+    does); the first is the one scored on validation and logged without a prefix.
+
     Logged at the end of each epoch (values are fractions, synchronised across processes):
     ``val/ap``, ``val/f1``, ``val/iou``; ``test/ap``, ``test/f1``, ``test/iou`` over all images and
-    ``test/<Subset>/<metric>`` per subset. After testing, :attr:`test_results` holds
-    :meth:`inharmony.metrics.PerSubsetMetrics.compute`'s dict and :attr:`test_table` its markdown.
+    ``test/<Subset>/<metric>`` per subset; for each further output ``test/<output>/<metric>`` and
+    ``test/<output>/<Subset>/<metric>``. After testing, :attr:`test_results` holds
+    :meth:`inharmony.metrics.PerSubsetMetrics.compute`'s dict and :attr:`test_table` its markdown (the
+    first output); :attr:`results_by_output` and :attr:`tables` hold them for every output.
 
     Args:
         protocol: ``"official"`` (per-image min-max normalisation) or ``"raw"``.
@@ -56,8 +62,11 @@ class LocalizationMetricsCallback(Callback):
         self.prog_bar = prog_bar
         self.val_metrics = LocalizationMetrics(protocol, threshold)
         self.test_metrics = PerSubsetMetrics(protocol, threshold)
+        self.test_metrics_by_output: dict[str, PerSubsetMetrics] = {}
         self.test_results: dict[str, dict[str, float]] = {}
         self.test_table = ""
+        self.results_by_output: dict[str, dict[str, dict[str, float]]] = {}
+        self.tables: dict[str, str] = {}
 
     # -- validation --------------------------------------------------------------------------
 
@@ -74,8 +83,8 @@ class LocalizationMetricsCallback(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        mask, target, _ = _unpack(outputs, "validation_step")
-        self.val_metrics.update(mask, target)
+        masks, target, _ = _unpack(outputs, "validation_step")
+        self.val_metrics.update(next(iter(masks.values())), target)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Every process computes (a collective under DDP), even one that saw no batch.
@@ -88,10 +97,15 @@ class LocalizationMetricsCallback(Callback):
     # -- test --------------------------------------------------------------------------------
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # The names are known before any batch, so a process that gets no batch still joins every sync.
+        names = list(getattr(pl_module, "eval_outputs", None) or ["mask"])
         self.test_metrics = self.test_metrics.to(pl_module.device)
         self.test_metrics.reset()
-        self.test_results = {}
-        self.test_table = ""
+        self.test_metrics_by_output = {names[0]: self.test_metrics}
+        for name in names[1:]:
+            self.test_metrics_by_output[name] = PerSubsetMetrics(self.protocol, self.threshold).to(pl_module.device)
+        self.test_results, self.test_table = {}, ""
+        self.results_by_output, self.tables = {}, {}
 
     def on_test_batch_end(
         self,
@@ -102,25 +116,38 @@ class LocalizationMetricsCallback(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        mask, target, subsets = _unpack(outputs, "test_step")
+        masks, target, subsets = _unpack(outputs, "test_step")
         if subsets is None:
-            subsets = [ALL_ROW] * mask.shape[0]  # no subset names: only the overall row
-        self.test_metrics.update(mask, target, subsets)
+            subsets = [ALL_ROW] * target.shape[0]  # no subset names: only the overall row
+        if len(masks) == 1 and len(self.test_metrics_by_output) == 1:
+            masks = {next(iter(self.test_metrics_by_output)): next(iter(masks.values()))}
+        for name, metrics in self.test_metrics_by_output.items():
+            if name not in masks:
+                raise ValueError(
+                    f"LocalizationMetricsCallback: test_step returned no {name!r} in 'masks' (got {sorted(masks)}); "
+                    "it must hold every key of the module's eval_outputs"
+                )
+            metrics.update(masks[name], target, subsets)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        with warnings.catch_warnings():  # a process that saw no test batch still joins the sync
-            warnings.filterwarnings("ignore", message=".*before the ``update``.*")
-            results = self.test_metrics.compute()
-        self.test_results = results
-        self.test_table = results_to_markdown(results)
         values = {}
-        for subset, scores in results.items():
-            prefix = "test" if subset == ALL_ROW else f"test/{subset}"
-            values.update({f"{prefix}/{k}": scores[k] for k in METRIC_NAMES})
+        for i, (name, metrics) in enumerate(self.test_metrics_by_output.items()):
+            with warnings.catch_warnings():  # a process that saw no test batch still joins the sync
+                warnings.filterwarnings("ignore", message=".*before the ``update``.*")
+                results = metrics.compute()
+            self.results_by_output[name] = results
+            self.tables[name] = results_to_markdown(results)
+            base = "test" if i == 0 else f"test/{name}"
+            for subset, scores in results.items():
+                prefix = base if subset == ALL_ROW else f"{base}/{subset}"
+                values.update({f"{prefix}/{k}": scores[k] for k in METRIC_NAMES})
+        first = next(iter(self.results_by_output), None)
+        if first is not None:
+            self.test_results, self.test_table = self.results_by_output[first], self.tables[first]
         _log(pl_module, values, prog_bar=False)
 
 
-def _unpack(outputs: Any, hook: str) -> tuple[torch.Tensor, torch.Tensor, list[str] | None]:
+def _unpack(outputs: Any, hook: str) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[str] | None]:
     if not isinstance(outputs, Mapping) or "mask" not in outputs or "target" not in outputs:
         got = sorted(outputs) if isinstance(outputs, Mapping) else type(outputs).__name__
         raise ValueError(
@@ -130,7 +157,10 @@ def _unpack(outputs: Any, hook: str) -> tuple[torch.Tensor, torch.Tensor, list[s
     subsets = outputs.get("subset")
     if subsets is not None:
         subsets = [str(s) for s in subsets]
-    return outputs["mask"].detach(), outputs["target"].detach(), subsets
+    masks = outputs.get("masks")
+    if not isinstance(masks, Mapping) or not masks:
+        masks = {"mask": outputs["mask"]}
+    return {k: v.detach() for k, v in masks.items()}, outputs["target"].detach(), subsets
 
 
 def _log(pl_module: LightningModule, values: dict[str, float], prog_bar: bool) -> None:

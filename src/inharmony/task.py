@@ -19,7 +19,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from .errors import CheckpointError
+from .errors import CheckpointError, TrainingCommandError
 from .models import create_model
 
 __all__ = ["LocalizationTask"]
@@ -40,6 +40,11 @@ class LocalizationTask(L.LightningModule):
         lr_scheduler: Optional callable building a scheduler from the optimizer; stepped per epoch
             unless ``lr_scheduler_interval="step"``.
         lr_scheduler_interval: ``"epoch"`` or ``"step"``.
+        eval_outputs: The output keys scored on validation and test, each a ``(B, 1, H, W)`` map in
+            [0, 1] (default ``["mask"]``). With several, e.g. RSRNet's ``["mask", "mask_dec", "mask_rsr"]``
+            (its paper's Table 3), the test gives one per-subset table per key; the first is the one
+            logged as ``test/ap`` and monitored on validation, the others are logged as
+            ``test/<key>/ap``. A key the network does not return is an error at the first batch.
 
     The network is ``self.model``, so checkpoint keys are ``"model.<network key>"``; the model name
     and ``model_kwargs`` are saved as hyper-parameters, so :meth:`load_from_checkpoint` rebuilds
@@ -60,10 +65,14 @@ class LocalizationTask(L.LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: str = "epoch",
+        eval_outputs: list[str] | None = None,
     ) -> None:
         super().__init__()
         if lr_scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"lr_scheduler_interval must be 'epoch' or 'step', got {lr_scheduler_interval!r}")
+        outputs = ["mask"] if eval_outputs is None else list(eval_outputs)
+        if not outputs or len(set(outputs)) != len(outputs) or not all(isinstance(k, str) for k in outputs):
+            raise ValueError(f"eval_outputs must be one or more distinct output keys, got {eval_outputs!r}")
         # Callables and modules are not hyper-parameters: LightningCLI records them in config.yaml.
         ignore = ["loss", "optimizer", "lr_scheduler"]
         if isinstance(model, nn.Module):
@@ -88,6 +97,7 @@ class LocalizationTask(L.LightningModule):
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.lr_scheduler_interval = lr_scheduler_interval
+        self.eval_outputs = outputs
         self._eval_seen = 0
 
     # ----------------------------------------------------------------------------- forward / steps
@@ -108,12 +118,23 @@ class LocalizationTask(L.LightningModule):
         loss = self.loss(outputs, target)["loss"]
         self.log(f"{stage}/loss", loss, batch_size=image.shape[0], sync_dist=True)
         keep = self._unpadded(image.shape[0], stage)
-        result = {"mask": outputs["mask"][:keep].detach(), "target": target[:keep]}
+        masks = {name: self._output(outputs, name)[:keep].detach() for name in self.eval_outputs}
+        result = {"mask": masks[self.eval_outputs[0]], "masks": masks, "target": target[:keep]}
         if "subset" in batch:
             result["subset"] = list(batch["subset"])[:keep]
         if "path" in batch:
             result["path"] = list(batch["path"])[:keep]
         return result
+
+    def _output(self, outputs: dict[str, Any], name: str) -> torch.Tensor:
+        value = outputs.get(name) if isinstance(outputs, dict) else None
+        if isinstance(value, torch.Tensor) and value.ndim == 4 and value.shape[1] == 1:
+            return value
+        maps = [k for k, v in outputs.items() if isinstance(v, torch.Tensor) and v.ndim == 4 and v.shape[1] == 1]
+        raise TrainingCommandError(
+            f"--model.eval_outputs: {name!r} is not a (B,1,H,W) output of {self.model_name!r}; "
+            f"its (B,1,H,W) outputs are: {', '.join(maps) or '(none)'}"
+        )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         return self._eval_step(batch, "val")

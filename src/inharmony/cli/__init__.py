@@ -22,6 +22,8 @@ Exit codes, for every command:
 * ``2``: nothing (useful) was done: a usage error, bad input data, unusable weights or checkpoint,
   or an output that cannot be written. Expected failures print one line
   ``inharmony: error: <message>`` (and at most a hint line) on stderr, never a traceback.
+* ``130`` / ``143``: ``fit`` was stopped by Ctrl+C (SIGINT) / SIGTERM after saving ``last.ckpt``
+  (128 + the signal's number); resume with the same command plus ``--ckpt_path last``.
 """
 
 from __future__ import annotations
@@ -31,13 +33,13 @@ import errno
 import sys
 from collections.abc import Sequence
 
-from ..errors import InharmonyError
+from ..errors import InharmonyError, find_cause
 from ..version import __version__
-from .exit_codes import EXIT_OK, EXIT_PARTIAL, EXIT_SKIPPED, EXIT_USAGE, error
+from .exit_codes import EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM, EXIT_SKIPPED, EXIT_USAGE, error
 from .tools import Group, Tool, run_group, run_tool
 
-__all__ = ["COMMANDS", "EXIT_OK", "EXIT_PARTIAL", "EXIT_SKIPPED", "EXIT_USAGE", "LIGHTNING", "build_parser",
-           "discover_commands", "main"]  # fmt: skip
+__all__ = ["COMMANDS", "EXIT_OK", "EXIT_PARTIAL", "EXIT_SIGINT", "EXIT_SIGTERM", "EXIT_SKIPPED", "EXIT_USAGE",
+           "LIGHTNING", "build_parser", "discover_commands", "main"]  # fmt: skip
 
 LIGHTNING = {
     "fit": "Train a model (LightningCLI): a YAML config plus --trainer.*, --model.*, --data.* overrides.",
@@ -50,8 +52,8 @@ _CMD = "inharmony.cli.commands"
 _DATA = {
     "check": Tool(
         "inharmony.data.check:check_tree",
-        "Count composites per subset (all, le50); with --decode, find unreadable files.",
-        "inharmony data check --root data/iHarmony4 --decode",
+        "Count composites per subset (all, le50), find bad files (--decode), compare with a list (--compare-list).",
+        "inharmony data check --root data/iHarmony4 --decode --compare-list le50_test.txt",
         report=f"{_CMD}:report_check",
     ),
     "resize": Tool(
@@ -103,7 +105,12 @@ COMMANDS: dict[str, Tool | Group | str] = {
                 f"{_CMD}:convert_dirl_official",
                 "bcmi/DIRL: encoder_epochX.pth + decoder_epochX.pth",
                 "inharmony convert dirl-official --dir DIRL/checkpoints --epoch best --out dirl_hub",
-            )
+            ),
+            "madisnet-libcom": Tool(
+                "inharmony.converters.madisnet:convert_madisnet",
+                "MadisNet: libcom's Inharmonious_G.pth + IHDRNet.pth, or the authors' g_/ihdrnet_epochX.pth",
+                "inharmony convert madisnet-libcom --dir libcom_files --out madisnet_hub",
+            ),
         },
     ),
     "export": Tool(
@@ -183,20 +190,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(argv[0], argv[1:])
     except SystemExit as exit_:  # --help, --print_config, or an argparse error already printed
+        if type(exit_).__name__ == "SIGTERMException":  # Lightning's, outside fit (which saves and exits 143)
+            error("stopped by SIGTERM")
+            return EXIT_SIGTERM
+        if exit_.code is None:
+            return EXIT_OK
         return exit_.code if isinstance(exit_.code, int) else error(str(exit_.code))
     except argparse.ArgumentError as err:  # jsonargparse (LightningCLI): unknown option, bad config key or value
         return error(str(err), f"see 'inharmony {argv[0]} --help'")
     except InharmonyError as err:
         return error(str(err))
     except OSError as err:
-        if err.errno == errno.ENOSPC:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            # fit names its newest intact checkpoint itself (a TrainingCommandError); here nothing is claimed.
             return error(
-                f"no space left on the device while writing {err.filename or 'a checkpoint'}. Free space or "
-                "point --trainer.default_root_dir / --checkpoint.dirpath elsewhere, then resume with "
-                "--ckpt_path last (the last complete checkpoint is intact)."
+                f"no space left on the device while writing {err.filename or 'a file'}. Free space (or write "
+                "elsewhere), then run the command again."
             )
         return error(f"{type(err).__name__}: {err}")
     except (ValueError, ImportError) as err:
+        if (cause := find_cause(err, InharmonyError)) is not None:  # jsonargparse wraps a data module's DataError
+            return error(str(cause))
         if argv[0] in LIGHTNING or (argv[0] == "predict" and _wants_lightning(argv[1:])):
             raise  # inside training, a bug: keep the traceback
         return error(str(err))  # a tool's argument check (a value out of range, an optional extra missing)

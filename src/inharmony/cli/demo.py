@@ -86,8 +86,10 @@ def demo(
     print(f"[2/4] training {recipe.name}")
     fit_start = time.perf_counter()
     fit = lightning_cli(["fit", *common])
-    checkpoints = fit.trainer.checkpoint_callback
-    best = checkpoints.best_model_path or checkpoints.last_model_path
+    from ..checkpointing import LastCheckpoint
+
+    last = next((c.last_model_path for c in fit.trainer.callbacks if isinstance(c, LastCheckpoint)), "")
+    best = fit.trainer.checkpoint_callback.best_model_path or last
     fit_seconds = time.perf_counter() - fit_start
     trained_steps = fit.trainer.global_step
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["EXIT_OK", "EXIT_PARTIAL", "EXIT_SKIPPED", "EXIT_USAGE", "error", "warn"]
+__all__ = ["EXIT_OK", "EXIT_PARTIAL", "EXIT_SIGINT", "EXIT_SIGTERM", "EXIT_SKIPPED", "EXIT_USAGE", "error", "warn"]
 
 EXIT_OK = 0
 """Everything was done."""
@@ -15,6 +15,10 @@ EXIT_USAGE = 2
 """Nothing (useful) was done: a usage error, bad input data, unusable weights or checkpoint, or an
 output that cannot be written. One line ``inharmony: error: <message>`` on stderr says why."""
 EXIT_SKIPPED = EXIT_PARTIAL  # the name ``inharmony predict`` used
+EXIT_SIGINT = 130
+"""``fit`` was stopped by Ctrl+C (SIGINT) after saving ``last.ckpt`` (128 + 2, the shells' convention)."""
+EXIT_SIGTERM = 143
+"""``fit`` (or another training command) was stopped by SIGTERM, ``fit`` after saving ``last.ckpt`` (128 + 15)."""
 
 
 def error(message: str, hint: str | None = None) -> int:

@@ -6,35 +6,77 @@ LightningCLI parses and runs its own subcommands. The data module is chosen by `
 ``--data.root DIR`` alone works. Every run also gets:
 
 * ``--checkpoint.*``: a :class:`~lightning.pytorch.callbacks.ModelCheckpoint` keeping the best
-  epoch by ``val/iou`` and ``last.ckpt``;
+  epoch by ``val/iou`` (``best-*.ckpt``);
+* ``--last.*``: :class:`inharmony.checkpointing.LastCheckpoint`, ``last.ckpt`` in the same folder, always
+  the last state: after every validation and epoch, at the end of fit, every
+  ``--last.every_n_train_steps`` steps (default 0: off) and every ``--last.every_n_minutes`` minutes
+  (default 30; 0: off), and on Ctrl+C / SIGTERM (the step finishes, ``last.ckpt`` is written, fit stops
+  with exit code 130 / 143). ``--checkpoint.save_last`` is ignored: ``--last`` writes ``last.ckpt``;
 * ``--metrics.*``: :class:`inharmony.callbacks.LocalizationMetricsCallback` (AP, F1, IoU, official
   protocol), per subset on test;
 * ``--samples.*``: :class:`inharmony.visualize.SamplePredictionsCallback`, prediction images every
   N training steps;
-* ``--ckpt_path last``: the newest ``last*.ckpt`` under the run folder, earlier runs included (to
-  resume); a checkpoint path is checked before anything is built;
+* every checkpoint written atomically in its own folder (:class:`inharmony.checkpointing.AtomicCheckpointIO`,
+  unless ``--trainer.plugins`` names another ``CheckpointIO``): a kill or a full disk never leaves a
+  truncated file under a checkpoint's name;
+* ``--ckpt_path last``: the newest *intact* checkpoint under the run folder, earlier runs included (to
+  resume); broken ones are skipped with the reason, and the one chosen is printed;
+* arguments checked before anything is built (data root, batch and image sizes against the model's
+  size multiple, the model name, ``--ckpt_path``): a one- or two-line error naming the option, exit 2;
 * ``--out``: where ``test`` writes ``metrics.json`` / ``metrics.md`` (default: beside the
-  checkpoint) and ``predict`` writes mask PNGs.
+  checkpoint) and ``predict`` writes mask PNGs. With ``--model.eval_outputs '[mask, mask_dec]'`` the
+  test prints one table per output; ``metrics.md`` has a section per output, ``metrics.json`` holds the
+  first and ``metrics-<output>.json`` each other one.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import LightningDataModule
+from lightning.fabric.plugins import CheckpointIO
+from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from ..callbacks import LocalizationMetricsCallback
-from ..errors import TrainingCommandError
+from ..checkpointing import (
+    RESUME_KEYS,
+    AtomicCheckpointIO,
+    LastCheckpoint,
+    find_os_error,
+    find_resume_checkpoint,
+    is_disk_full,
+    newest_intact_checkpoint,
+)
+from ..errors import CheckpointError, TrainingCommandError, UnknownModelError
+from ..files import atomic_write
 from ..task import LocalizationTask
 from ..visualize import PredictionMaskWriter, SamplePredictionsCallback
+from .exit_codes import EXIT_SIGINT, EXIT_SIGTERM, warn
 
-__all__ = ["DEFAULT_DATAMODULE", "EXAMPLES", "InharmonyCLI", "TrainingCommandError", "lightning_cli", "run_lightning"]
+__all__ = [
+    "DEFAULT_DATAMODULE",
+    "EXAMPLES",
+    "FAST_PIXELS_NOTE",
+    "InharmonyCLI",
+    "TrainingCommandError",
+    "check_arguments",
+    "check_checkpoint",
+    "lightning_cli",
+    "results_title",
+    "run_lightning",
+]
+
+FAST_PIXELS_NOTE = "fast evaluation pixels (not the authors')"
+"""Added to the test table's title when the data module evaluated with ``eval_pixels="fast"``."""
 
 DEFAULT_DATAMODULE = "inharmony.data.IHarmony4DataModule"
 _RUN = "--config configs/dirl.yaml --data.root /data/iHarmony4"
@@ -61,11 +103,12 @@ class InharmonyCLI(LightningCLI):
             {
                 "checkpoint.monitor": "val/iou",
                 "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
+                "checkpoint.save_last": None,  # LastCheckpoint (--last.*) writes last.ckpt
                 "checkpoint.filename": "best-{epoch:03d}-{step:06d}",
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
+        parser.add_lightning_class_args(LastCheckpoint, "last")
         parser.add_lightning_class_args(LocalizationMetricsCallback, "metrics")
         parser.add_lightning_class_args(SamplePredictionsCallback, "samples")
         parser.add_argument(
@@ -82,9 +125,46 @@ class InharmonyCLI(LightningCLI):
         config = self.config[self.config.subcommand]
         if config.get("ckpt_path") == "last":
             config["ckpt_path"] = _find_last_checkpoint(config)
-        check_checkpoint(config.get("ckpt_path"))
+        else:
+            check_checkpoint(config.get("ckpt_path"), resume=self.config.subcommand == "fit")
         if self.config.subcommand == "predict" and not config.get("out"):
             raise TrainingCommandError("predict with --config needs --out DIR (where the mask PNGs go)")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.config.subcommand]
+        check_arguments(config)
+        if (config.get("checkpoint") or {}).get("save_last"):
+            config.checkpoint.save_last = None  # --last writes last.ckpt (two writers would make last-v1.ckpt)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        # Every checkpoint written atomically in its own folder, unless the user chose a CheckpointIO.
+        plugins = self.config_init[self.subcommand]["trainer"].get("plugins") if self.subcommand else None
+        plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            kwargs.setdefault("plugins", [*plugins, AtomicCheckpointIO()])
+        return super().instantiate_trainer(**kwargs)
+
+    def fit(self, model: Any, **kwargs: Any) -> None:
+        """``trainer.fit``, with a signal's stop and a full disk turned into a short message and an exit code."""
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        sigint = signal.getsignal(signal.SIGINT) if on_main_thread else None
+        try:
+            self.trainer.fit(model, **kwargs)
+        except SystemExit:  # Lightning exits after a KeyboardInterrupt; SIGTERMException is one too
+            last = next((c for c in self.trainer.callbacks if isinstance(c, LastCheckpoint)), None)
+            stopped_by = getattr(last, "interrupted_by", None)
+            if stopped_by is None:
+                raise
+            if self.trainer.is_global_zero:
+                warn("to go on, run the same command with --ckpt_path last")
+            raise SystemExit(EXIT_SIGINT if stopped_by == "SIGINT" else EXIT_SIGTERM) from None
+        except BaseException as err:
+            if is_disk_full(err):
+                raise TrainingCommandError(_disk_full_message(err, self.config.fit)) from err
+            raise
+        finally:
+            if sigint is not None:
+                signal.signal(signal.SIGINT, sigint)  # Lightning leaves Ctrl+C ignored after an interrupt
 
     def after_fit(self) -> None:
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
@@ -95,20 +175,32 @@ class InharmonyCLI(LightningCLI):
         self.result_files = []
         callback = next((c for c in self.trainer.callbacks if isinstance(c, LocalizationMetricsCallback)), None)
         self.test_results = getattr(callback, "test_results", None)
+        by_output = dict(getattr(callback, "results_by_output", None) or {})
         if not self.test_results or not self.trainer.is_global_zero:
             return
-        from ..metrics.report import print_results_table, write_results
+        from ..metrics.report import print_results_table, results_markdown, results_to_json
 
         ckpt_path = self.config.test.get("ckpt_path")
         out = self.config.test.get("out")
         if out is None:
             on_disk = ckpt_path and os.path.isfile(ckpt_path)
             out = str(Path(ckpt_path).parent) if on_disk else self.trainer.log_dir or self.trainer.default_root_dir
-        title = f"{getattr(self.model, 'model_name', type(self.model).__name__)}" + (
-            f" — {Path(ckpt_path).name}" if ckpt_path else ""
-        )
-        print_results_table(self.test_results, title=title)
-        self.result_files = list(write_results(self.test_results, out, title=title))
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        name = getattr(self.model, "model_name", type(self.model).__name__)
+        tables = by_output if len(by_output) > 1 else {None: self.test_results}
+        sections = []
+        for i, (output, results) in enumerate(tables.items()):
+            title = results_title(name, self.datamodule, ckpt_path, output=output)
+            print_results_table(results, title=title)
+            json_path = out / ("metrics.json" if i == 0 else f"metrics-{output}.json")
+            with atomic_write(json_path, "w") as fh:
+                fh.write(results_to_json(results) + "\n")
+            self.result_files.append(json_path)
+            sections.append(results_markdown(results, title))
+        with atomic_write(out / "metrics.md", "w") as fh:
+            fh.write("\n".join(sections))
+        self.result_files.insert(1, out / "metrics.md")
         print("wrote " + ", ".join(str(p) for p in self.result_files))
 
     def before_predict(self) -> None:
@@ -121,36 +213,200 @@ class InharmonyCLI(LightningCLI):
             print(f"wrote predicted masks under {self.config.predict.out}")
 
 
+def results_title(model_name: str, datamodule: Any, ckpt_path: str | None, output: str | None = None) -> str:
+    """The title of a test table: model, checkpoint file, output key (when several), and the pixels' note.
+
+    Example:
+        >>> results_title("rsrnet", None, "runs/x/best.ckpt", output="mask_dec")
+        "rsrnet — best.ckpt — output 'mask_dec'"
+    """
+    parts = [model_name]
+    if ckpt_path:
+        parts.append(Path(ckpt_path).name)
+    if output:
+        parts.append(f"output {output!r}")
+    hparams = getattr(datamodule, "hparams", None)
+    if hparams is not None and hparams.get("eval_pixels") == "fast":
+        parts.append(FAST_PIXELS_NOTE)
+    return " — ".join(parts)
+
+
+def _run_folder(config: Any) -> Path:
+    """Where ``--ckpt_path last`` looks: ``--checkpoint.dirpath`` or ``--trainer.default_root_dir`` (recursively)."""
+    dirpath = (config.get("checkpoint") or {}).get("dirpath")
+    return Path(dirpath) if dirpath else Path(config.trainer.get("default_root_dir") or os.getcwd())
+
+
 def _find_last_checkpoint(config: Any) -> str:
-    """The newest ``last*.ckpt`` of earlier runs (Lightning's own ``"last"`` only looks in this run's folder)."""
-    dirpath = config.get("checkpoint", {}).get("dirpath")
-    where = Path(dirpath) if dirpath else Path(config.trainer.get("default_root_dir") or os.getcwd())
-    found = sorted(where.rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime) if where.is_dir() else []
-    if not found:
+    """The newest intact checkpoint of earlier runs (Lightning's own ``"last"`` only looks in this run's folder)."""
+    where = _run_folder(config)
+    found, skipped = find_resume_checkpoint(where)
+    for path, why in skipped:
+        warn(f"--ckpt_path last: skipping {path}: {why}")
+    if found is None:
+        broken = f" (broken: {', '.join(str(p) for p, _ in skipped)})" if skipped else ""
         raise TrainingCommandError(
-            f"--ckpt_path last: no last.ckpt under {where}. Give the same --trainer.default_root_dir (or "
-            f"--checkpoint.dirpath) as the interrupted run, or the checkpoint's path."
+            f"--ckpt_path last: no intact checkpoint under {where}{broken}. Give the same "
+            "--trainer.default_root_dir (or --checkpoint.dirpath) as the interrupted run, or a checkpoint's path."
         )
-    print(f"resuming from {found[-1]}")
-    return str(found[-1])
+    print(f"resuming from {found}")
+    return str(found)
 
 
-def check_checkpoint(ckpt_path: str | None) -> None:
-    """Fail early, with a clear message, on a ``--ckpt_path`` file that cannot be a Lightning checkpoint.
+def check_checkpoint(ckpt_path: str | None, *, resume: bool = False) -> None:
+    """Fail early, with a clear message naming ``--ckpt_path``, on a file that cannot be used.
+
+    Args:
+        ckpt_path: The ``--ckpt_path`` value (``None`` and Lightning's keywords are not checked).
+        resume: ``fit`` resumes training from it, so it must hold the training state too.
 
     Raises:
-        TrainingCommandError: the file does not exist.
+        TrainingCommandError: the file does not exist, or cannot be resumed from.
         CheckpointError: it is corrupt, holds pickled objects, or is not a Lightning checkpoint.
+
+    Example:
+        >>> check_checkpoint(None)
     """
     if ckpt_path is None or ckpt_path in ("best", "last", "hpc", "registry"):
         return
     if not os.path.isfile(ckpt_path):
         raise TrainingCommandError(
-            f"checkpoint not found: {ckpt_path} (give a .ckpt written by 'inharmony fit', 'best' or 'last')"
+            f"--ckpt_path: checkpoint not found: {ckpt_path} (give a .ckpt written by 'inharmony fit', 'best' "
+            "or 'last')"
         )
     from ..converters import read_lightning_checkpoint
 
-    read_lightning_checkpoint(ckpt_path, trust=False)
+    try:
+        payload = read_lightning_checkpoint(ckpt_path, trust=False)
+    except CheckpointError as err:
+        if "trust" in str(err):  # the training commands have no such option: never suggest unsafe loading
+            raise CheckpointError(
+                f"--ckpt_path {ckpt_path}: refused, it holds Python objects beyond tensors and plain containers "
+                "(a checkpoint written by 'inharmony fit' never does). Give a checkpoint of your own run."
+            ) from None
+        raise CheckpointError(f"--ckpt_path: {err}") from None
+    missing = [key for key in RESUME_KEYS if key not in payload]
+    if resume and missing:
+        raise TrainingCommandError(
+            f"--ckpt_path {ckpt_path}: cannot resume training from it, it holds no training state "
+            f"({', '.join(missing)} missing: saved with weights only?). Give a full checkpoint of the run, "
+            "e.g. its last.ckpt."
+        )
+
+
+def _disk_full_message(err: BaseException, config: Any) -> str:
+    cause = find_os_error(err)
+    file = getattr(cause, "filename", None) or "a file"
+    intact = newest_intact_checkpoint(_run_folder(config))
+    head = f"no space left on the device while writing {file}."
+    if intact is None:
+        return (
+            f"{head} There is no intact checkpoint under {_run_folder(config)} yet.\n"
+            "Free space (or point --trainer.default_root_dir elsewhere), then run fit again from the start."
+        )
+    path, step = intact
+    return (
+        f"{head} The newest intact checkpoint is {path} (step {step}).\n"
+        "Free space (or point --trainer.default_root_dir elsewhere), then resume: the same command with "
+        "--ckpt_path last."
+    )
+
+
+def check_arguments(config: Any) -> None:
+    """Check a LightningCLI subcommand's arguments before anything is built (raises with the option's name).
+
+    Checks the data module's root/streaming, batch and image sizes (against the model's
+    ``pretrained_cfg.size_multiple``), the model name (with close matches), ``--model.eval_outputs`` and
+    ``--last.*``. Values of data modules other than :class:`~inharmony.data.IHarmony4DataModule` (and
+    its subclasses) are left to their own checks.
+
+    Raises:
+        TrainingCommandError: an argument is wrong; the message names the option and what to give.
+        UnknownModelError: ``--model.model`` is not a registered name (close matches listed).
+
+    Example:
+        >>> check_arguments({"model": {"model": "dirl"}, "data": {}})  # nothing wrong: returns None
+    """
+    model = config.get("model") or {}
+    name = model.get("model")
+    multiple = None
+    if isinstance(name, str):
+        multiple = _size_multiple(name)
+    outputs = model.get("eval_outputs")
+    if outputs is not None and (not outputs or len(set(outputs)) != len(outputs)):
+        raise TrainingCommandError(f"--model.eval_outputs {list(outputs)}: give one or more distinct output keys")
+    last = config.get("last") or {}
+    for key in ("every_n_train_steps", "every_n_minutes"):
+        value = last.get(key)
+        if value is not None and value < 0:
+            raise TrainingCommandError(f"--last.{key} {value}: must be >= 0 (0: off)")
+    data = config.get("data") or {}
+    if _is_ihd_datamodule(data.get("class_path")):
+        _check_data(data.get("init_args") or {}, name if isinstance(name, str) else None, multiple)
+
+
+def _size_multiple(name: str) -> int:
+    from ..models import get_pretrained_cfg, list_models, list_pretrained
+
+    try:
+        return int(get_pretrained_cfg(name).size_multiple)
+    except UnknownModelError:
+        close = difflib.get_close_matches(name, [*list_models(), *list_pretrained()], n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise UnknownModelError(
+            f"--model.model {name!r}: unknown model; {hint}(registered: {', '.join(list_models())}; "
+            "'inharmony models' lists them with their weight tags)"
+        ) from None
+
+
+def _is_ihd_datamodule(class_path: Any) -> bool:
+    if not isinstance(class_path, str):
+        return False
+    module, _, attr = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+        from ..data import IHarmony4DataModule
+    except (ImportError, AttributeError, ValueError):
+        return False
+    return isinstance(cls, type) and issubclass(cls, IHarmony4DataModule)
+
+
+def _check_data(args: Any, model_name: str | None, multiple: int | None) -> None:
+    root, streaming = args.get("root"), args.get("streaming")
+    if root is None and streaming is None:
+        raise TrainingCommandError(
+            "--data.root: no dataset given. Pass --data.root DIR (the iHarmony4 folder) or --data.streaming DIR "
+            "(chunks written by 'inharmony data optimize')"
+        )
+    if root is not None and streaming is not None:
+        raise TrainingCommandError("--data.root and --data.streaming: give one of them, not both")
+    if root is not None and not os.path.isdir(root):
+        raise TrainingCommandError(
+            f"--data.root {root}: not a directory. Give the iHarmony4 folder (the one holding HCOCO/, HAdobe5k/, ...)"
+        )
+    if streaming is not None and "://" not in str(streaming) and not os.path.isdir(streaming):
+        raise TrainingCommandError(
+            f"--data.streaming {streaming}: not a directory (write it with 'inharmony data optimize')"
+        )
+    for key in ("batch_size", "eval_batch_size"):
+        value = args.get(key)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise TrainingCommandError(f"--data.{key} {value}: must be at least 1")
+    workers = args.get("num_workers")
+    if workers is not None and workers < 0:
+        raise TrainingCommandError(f"--data.num_workers {workers}: must be 0 (load in the main process) or more")
+    size = args.get("image_size")
+    if size is None:
+        return
+    if not isinstance(size, int) or size < 1:
+        raise TrainingCommandError(f"--data.image_size {size}: must be a positive number of pixels")
+    if multiple and size % multiple:
+        lower, upper = (size // multiple) * multiple, (size // multiple + 1) * multiple
+        choices = f"{lower} or {upper}" if lower else str(upper)
+        raise TrainingCommandError(
+            f"--data.image_size {size}: {model_name} takes sizes that are multiples of {multiple} "
+            f"(its pretrained_cfg.size_multiple); use e.g. {choices}"
+        )
 
 
 def _trainer_defaults() -> dict[str, Any]:
