@@ -162,3 +162,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# Loss options that keep a model's default loss offline (tests never download). MadisNet's loss embeds
+# a frozen ImageNet VGG16 domain encoder; with random VGG weights it has the same parameters and graph.
+OFFLINE_LOSS_OPTIONS = {"inharmony.madisnet_loss.MadisNetLoss": {"vgg_weights": False}}
+
+
+@pytest.fixture
+def offline_loss_for_model():
+    """``loss_for_model(name)`` with the options that keep it from downloading anything."""
+    from inharmony.losses import loss_for_model
+    from inharmony.models import get_pretrained_cfg
+
+    def build(name: str):
+        return loss_for_model(name, **OFFLINE_LOSS_OPTIONS.get(get_pretrained_cfg(name).default_loss, {}))
+
+    return build

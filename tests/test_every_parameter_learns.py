@@ -15,8 +15,7 @@ import pytest
 import torch
 
 import inharmony
-from inharmony.losses import loss_for_model
-from inharmony.models import get_entrypoint, get_pretrained_cfg, list_models
+from inharmony.models import get_entrypoint, list_models
 from inharmony.models.rsrnet import TABLE2_ROW_NAMES, TABLE2_ROWS, RSRNet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -39,11 +38,6 @@ CASES = [pytest.param(name, None, id=name) for name in MODELS] + [
 ]
 
 
-# Loss options that keep a default loss offline (the test must not download anything). MadisNet's
-# loss embeds a frozen ImageNet VGG16 domain encoder; with random VGG weights it reaches the same parameters.
-OFFLINE_LOSS_OPTIONS = {"inharmony.madisnet_loss.MadisNetLoss": {"vgg_weights": False}}
-
-
 def _target(batch: int, size: int) -> torch.Tensor:
     """A foreground square per image (different per image), covering less than half of it."""
     target = torch.zeros(batch, 1, size, size)
@@ -61,7 +55,7 @@ def test_the_rsrnet_family_is_found() -> None:
 
 
 @pytest.mark.parametrize(("name", "row"), CASES)
-def test_one_training_step_reaches_every_parameter(name: str, row: int | None) -> None:
+def test_one_training_step_reaches_every_parameter(name: str, row: int | None, offline_loss_for_model) -> None:
     torch.manual_seed(0)
     options = {} if row is None else dict(TABLE2_ROWS[row])
     model = inharmony.create_model(name, pretrained=False, **options)
@@ -70,8 +64,7 @@ def test_one_training_step_reaches_every_parameter(name: str, row: int | None) -
         assert isinstance(model, RSRNet)
     model.train()
     out = model(torch.randn(2, 3, 64, 64))
-    loss_options = OFFLINE_LOSS_OPTIONS.get(get_pretrained_cfg(name).default_loss, {})
-    loss = loss_for_model(name, **loss_options)(out, _target(2, 64))["loss"]
+    loss = offline_loss_for_model(name)(out, _target(2, 64))["loss"]
     assert torch.isfinite(loss), label
     loss.backward()
 

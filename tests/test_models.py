@@ -40,9 +40,12 @@ def test_forward_backward(model_and_name: tuple[torch.nn.Module, str], batch: in
     x = torch.randn(batch, 3, height, width)
     out = model(x)
     assert isinstance(out, dict) and "mask" in out
-    maps = _maps(out)
+    assert out["mask"].shape == (batch, 1, height, width), name
+    # every predicted map (masks, attention, MadisNet's retouched RGB image) is at the input's size in [0, 1];
+    # "composite" is MadisNet's input handed to its loss in training mode, not a prediction
+    maps = _maps({key: value for key, value in out.items() if key != "composite"})
     for value in maps:
-        assert value.shape == (batch, 1, height, width), name
+        assert value.shape[0] == batch and value.shape[1] in (1, 3) and value.shape[2:] == (height, width), name
         assert torch.isfinite(value).all()
         assert value.min() >= 0 and value.max() <= 1
     # A loss that touches every output reaches every parameter with finite gradients.
@@ -59,7 +62,9 @@ def test_pretrained_cfg_is_populated(model_and_name: tuple[torch.nn.Module, str]
     cfg = model.pretrained_cfg
     assert cfg is get_pretrained_cfg(name)
     assert cfg.architecture == name
-    assert cfg.input_size == (3, 224, 224)
+    channels, height, width = cfg.input_size
+    assert channels == 3 and height == width and height in (224, 256)  # the papers' sizes (MadisNet: 256)
+    assert height % cfg.size_multiple == 0
     assert cfg.mean == (0.485, 0.456, 0.406) and cfg.std == (0.229, 0.224, 0.225)
     assert cfg.paper and cfg.paper_url.startswith("https://") and cfg.license
 

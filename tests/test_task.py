@@ -44,9 +44,9 @@ def test_registry_has_both_architectures():
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_steps_for_every_model(name):
-    task = LocalizationTask(name)
-    assert type(task.loss) is type(loss_for_model(name))
+def test_steps_for_every_model(name, offline_loss_for_model):
+    assert type(LocalizationTask(name).loss) is type(loss_for_model(name))  # the registry's recipe by default
+    task = LocalizationTask(name, loss=offline_loss_for_model(name))
     batch = _batch()
     loss = task.training_step(batch, 0)
     assert loss.ndim == 0 and loss.requires_grad and torch.isfinite(loss)
@@ -63,8 +63,8 @@ def test_steps_for_every_model(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_fast_dev_run_on_fake_ihd(name, fake_ihd, tmp_path):
-    task = LocalizationTask(name)
+def test_fast_dev_run_on_fake_ihd(name, fake_ihd, tmp_path, offline_loss_for_model):
+    task = LocalizationTask(name, loss=offline_loss_for_model(name))
     data = IHarmony4DataModule(str(fake_ihd), batch_size=2, num_workers=0, image_size=32)
     callback = LocalizationMetricsCallback()
     trainer = _trainer(tmp_path, fast_dev_run=True, callbacks=[callback])

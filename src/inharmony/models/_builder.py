@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import PretrainedWeightsUnavailableError
-from ._checkpoint import load_state_dict_file, load_state_dict_strict
+from ._checkpoint import load_state_dict_file, load_state_dict_strict, read_state_dict
 from ._download import download_hub_file
 from ._registry import PretrainedCfg, get_entrypoint, get_pretrained_cfg
 
@@ -35,13 +34,17 @@ def load_pretrained_weights(model: nn.Module, cfg: PretrainedCfg) -> None:
             f"a Lightning .ckpt or the authors' checkpoint folder), or "
             f"create_model({cfg.architecture!r}, checkpoint_path='model.safetensors')."
         )
+    published = getattr(model, "load_published_weights", None)
+    if callable(published):  # a family whose published files are not in the Hub format converts them itself
+        published(cfg)
+        return
     path = download_hub_file(
         cfg.hf_hub_id,
         WEIGHTS_NAME,
         offline_hint=f"load a local copy: inharmony.load({cfg.architecture!r}, weights='path/to/folder')",
         revision=cfg.revision,
     )
-    load_state_dict_strict(model, load_file(path, device="cpu"), f"{cfg.hf_hub_id}@{cfg.revision}/{WEIGHTS_NAME}")
+    load_state_dict_strict(model, read_state_dict(path), f"{cfg.hf_hub_id}@{cfg.revision}/{WEIGHTS_NAME}")
 
 
 def create_model(
