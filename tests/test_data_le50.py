@@ -95,3 +95,41 @@ def test_val_split_edge_cases(fake_ihd):
     assert split_by_real_id(samples, 0.0) == (samples, [])
     with pytest.raises(ValueError, match="val_fraction"):
         split_by_real_id(samples, 1.0)
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        "not a dict",
+        {"HCOCO/masks/c3303_555.png": "garbage"},
+        {"HCOCO/masks/c3303_555.png": [1, 2]},
+        {"HCOCO/masks/c3303_555.png": ["STAT", 7.5]},  # the file's real size/mtime, a fraction that cannot be
+        {"HCOCO/masks/c3303_555.png": ["STAT", True]},
+    ],
+)
+def test_a_malformed_cache_is_recomputed_not_a_traceback(fake_ihd, tmp_path, entries):
+    import json
+
+    from inharmony.data.le50 import _VERSION
+
+    masks = [s.mask for s in build_index(fake_ihd, "train")]
+    expected = ForegroundCache(fake_ihd, cache_dir=tmp_path / "clean").fractions(masks)
+    cache = ForegroundCache(fake_ihd, cache_dir=tmp_path / "bad")
+    cache.path.parent.mkdir(parents=True)
+    if isinstance(entries, dict):
+        for rel, entry in entries.items():
+            if entry[0] == "STAT":
+                st = (fake_ihd / rel).stat()
+                entries[rel] = [st.st_size, st.st_mtime_ns, entry[1]]
+    cache.path.write_text(json.dumps({"version": _VERSION, "entries": entries}))
+    assert cache.fractions(masks) == expected  # the malformed entry was recomputed, not trusted
+
+
+def test_a_split_list_that_is_not_utf8_names_the_line(tmp_path):
+    from inharmony.data.index import read_list_file
+    from inharmony.errors import DataError
+
+    path = tmp_path / "le50_test.txt"
+    path.write_bytes(b"HCOCO/composite_images/c1_1_1.jpg\nHCOCO/composite_images/c\xe91_1_2.jpg\n")
+    with pytest.raises(DataError, match=r"le50_test.txt:2: not UTF-8 text \(byte 0xe9\)"):
+        read_list_file(path)

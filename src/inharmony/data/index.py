@@ -113,8 +113,16 @@ def read_list_file(path: str | os.PathLike, subset: str | None = None) -> list[t
     path = Path(path)
     if not path.is_file():
         raise DataError(f"split list {str(path)!r} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); a split list holds one "
+            "composite path per line: re-save it as UTF-8 (or re-download it)"
+        ) from err
     entries = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         token = line.strip()
         if not token or token.startswith("#"):
             continue

@@ -38,6 +38,18 @@ def foreground_fraction(path: str | os.PathLike) -> float:
     return mask_fraction(read_mask_array(read_bytes(path), os.fspath(path)))
 
 
+def _valid_entry(entry: object) -> bool:
+    """``[size, mtime_ns, fraction]`` with integer stats and a fraction in [0, 1]."""
+    return (
+        isinstance(entry, list)
+        and len(entry) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in entry[:2])
+        and isinstance(entry[2], (int, float))
+        and not isinstance(entry[2], bool)
+        and 0.0 <= entry[2] <= 1.0
+    )
+
+
 def _default_cache_file(root: Path, cache_dir: str | os.PathLike | None) -> Path:
     if cache_dir is None and os.access(root, os.W_OK):
         return root / ".inharmony" / "foreground.json"
@@ -68,7 +80,9 @@ class ForegroundCache:
             return {}
         if not isinstance(data, dict) or data.get("version") != _VERSION:
             return {}
-        return data.get("entries", {})
+        entries = data.get("entries")
+        # The cache is disposable: a malformed entry (hand-edited, another tool's file) is recomputed.
+        return {rel: e for rel, e in entries.items() if _valid_entry(e)} if isinstance(entries, dict) else {}
 
     def _save(self, entries: dict[str, list]) -> None:
         try:
