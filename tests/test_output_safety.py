@@ -268,3 +268,34 @@ def test_synth_rerun_replaces_its_own_subset(tmp_path):
     assert len(list((base / "composite_images").iterdir())) == 3  # nothing left over from the first run
     assert len((base / "HSynth_train.txt").read_text().splitlines()) == 3
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".inharmony-partial-")]
+
+
+def test_lightning_prediction_writer_never_replaces_a_file_it_did_not_write(tmp_path):
+    """``inharmony predict --config ... --out DIR``: an existing mask (an input, an earlier run's) is refused."""
+    import torch
+
+    from inharmony.errors import OutputExistsError
+    from inharmony.visualize import PredictionMaskWriter
+
+    theirs = tmp_path / "HCOCO" / "composite_images" / "c1_1_1.png"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"the user's own file")
+    prediction = {
+        "mask": torch.rand(2, 1, 8, 8),
+        "path": ["HCOCO/composite_images/c1_1_1.jpg", "HCOCO/composite_images/c2_1_1.jpg"],
+    }
+    writer = PredictionMaskWriter(tmp_path)
+    with pytest.raises(OutputExistsError, match=r"c1_1_1\.png exists and was not written by this run"):
+        writer.write_on_batch_end(None, None, prediction, None, None, 0)
+    assert theirs.read_bytes() == b"the user's own file"
+
+    theirs.unlink()
+    writer = PredictionMaskWriter(tmp_path)
+    writer.write_on_batch_end(None, None, prediction, None, None, 0)
+    assert theirs.read_bytes().startswith(b"\x89PNG")
+    # the same name again in this run, for another input: a collision, not a silent replacement
+    clash = {"mask": torch.rand(1, 1, 8, 8), "path": ["HCOCO/composite_images/c1_1_1.jpeg"]}
+    with pytest.raises(OutputExistsError, match="both map to"):
+        writer.write_on_batch_end(None, None, clash, None, None, 1)
+    # overwrite=True replaces an earlier run's mask
+    PredictionMaskWriter(tmp_path, overwrite=True).write_on_batch_end(None, None, prediction, None, None, 0)
