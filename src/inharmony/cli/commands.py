@@ -39,7 +39,8 @@ def models(pattern: str = "*") -> int:
         print(f"{name}  ({default.paper_url or 'no paper link'})")
         for tagged in list_pretrained(f"{name}.*") or [name]:
             cfg = get_pretrained_cfg(tagged)
-            where = f"{cfg.hf_hub_id}@{cfg.revision}" if cfg.hf_hub_id else "weights not published yet"
+            revision = cfg.revision or "newest (the commit is recorded when downloaded)"
+            where = f"{cfg.hf_hub_id}@{revision}" if cfg.hf_hub_id else "weights not published yet"
             scores = ", ".join(f"{k}={v}" for k, v in cfg.metrics.items())
             print(f"  {cfg.name:<28} {where}" + (f"  reference: {scores}" if scores else ""))
     return EXIT_OK
