@@ -21,7 +21,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .exit_codes import EXIT_OK, EXIT_PARTIAL, error, warn
 
@@ -173,6 +173,7 @@ def predict_images(
     threshold: float = 0.5,
     overlay: bool = True,
     trust_checkpoint: bool = False,
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32",
 ) -> int:
     """Predict inharmonious-region masks (and overlays) for images or folders of images.
 
@@ -199,6 +200,8 @@ def predict_images(
         threshold: Threshold for ``--binary``, strictly between 0 and 1.
         overlay: Also write the overlay (``--no-overlay``: masks only).
         trust_checkpoint: Allow pickled Python objects in a ``.ckpt`` (only for files you made).
+        precision: ``fp32`` (BatchNorm folded, channels_last: within 1e-5 of eager), ``bf16`` (faster on
+            CPUs with AVX512-BF16/AMX and on GPUs; masks move by a few hundredths) or ``fp16`` (CUDA only).
 
     Example:
         inharmony predict photos/ --model dirl --weights dirl_hub_folder --out masks/
@@ -237,7 +240,10 @@ def predict_images(
             "Choose another --out (or move those files away).",
         )
     network = load(model, weights, trust_checkpoint=trust_checkpoint)
-    predictor = Predictor(network, size=size, device=device, batch_size=1)
+    try:
+        predictor = Predictor(network, size=size, device=device, batch_size=1, precision=precision)
+    except ValueError as err:  # a size that is not a multiple, fp16 on a CPU ...
+        return error(str(err))
     reduced_decoding = bool(getattr(getattr(predictor.preprocessing, "pixels", None), "reduced_decoding", True))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
