@@ -19,11 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..files import atomic_write
 from .decode import mask_fraction, read_bytes, read_mask_array
 from .index import Sample
 
@@ -87,11 +87,9 @@ class ForegroundCache:
     def _save(self, entries: dict[str, list]) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Write-then-rename: concurrent readers (other DDP ranks) never see a half-written file.
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".foreground-", suffix=".json")
-            with os.fdopen(fd, "w") as fh:
+            # Atomic: concurrent readers (other DDP ranks) never see a half-written file.
+            with atomic_write(self.path, "w") as fh:
                 json.dump({"version": _VERSION, "entries": entries}, fh)
-            os.replace(tmp, self.path)
         except OSError:
             pass  # a read-only location only costs recomputation next time
 

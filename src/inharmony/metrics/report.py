@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..constants import ALL_ROW, METRIC_SPECS, SUBSET_ORDER
+from ..files import atomic_write
 
 __all__ = [
     "COUNT_KEYS",
@@ -249,8 +250,11 @@ def write_results(results: Results, out: str | Path, title: str | None = None) -
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "metrics.json", out / "metrics.md"
-    json_path.write_text(results_to_json(results) + "\n")
-    md_path.write_text(results_markdown(results, title))
+    # atomic: an interrupted write never leaves a truncated table under its final name
+    with atomic_write(json_path, "w") as fh:
+        fh.write(results_to_json(results) + "\n")
+    with atomic_write(md_path, "w") as fh:
+        fh.write(results_markdown(results, title))
     return [json_path, md_path]
 
 
