@@ -20,7 +20,7 @@ from inharmony.models.rsrnet import TABLE2_ROW_NAMES, TABLE2_ROWS, RSRNet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-MODELS = list_models()
+MODELS = list_models(task="localization")  # S2AM (harmonizers): tests/test_s2am_model.py
 
 
 def _builds_rsrnet(name: str) -> bool:

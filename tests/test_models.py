@@ -8,7 +8,7 @@ import torch
 import inharmony
 from inharmony.models import get_pretrained_cfg, list_models
 
-MODELS = list_models()
+MODELS = list_models(task="localization")  # S2AM (harmonizers): tests/test_s2am_model.py
 
 
 def _maps(output: object) -> list[torch.Tensor]:

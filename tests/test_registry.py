@@ -145,3 +145,14 @@ def test_pretrained_backbone_offline_fails_fast(
     assert "timm/resnet34.tv_in1k" in message
     assert "pretrained_backbone='path/to/resnet34.tv_in1k.safetensors'" in message
     assert "HF_HOME" in message
+
+
+def test_list_models_filters_by_task():
+    localizers = inharmony.list_models(task="localization")
+    harmonizers = inharmony.list_models(task="harmonization")
+    assert {"dirl", "rsrnet", "madisnet"} <= set(localizers)
+    assert {"s2am", "s2am_maskfree"} <= set(harmonizers)
+    assert not set(localizers) & set(harmonizers)
+    assert sorted(localizers + harmonizers) == inharmony.list_models()
+    with pytest.raises(ValueError, match="unknown task 'segmentation'"):
+        inharmony.list_models(task="segmentation")

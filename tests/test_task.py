@@ -14,7 +14,7 @@ from inharmony.errors import CheckpointError
 from inharmony.losses import DIRLLoss, loss_for_model
 from inharmony.task import LocalizationTask
 
-MODELS = inharmony.list_models()
+MODELS = inharmony.list_models(task="localization")  # S2AM: tests/test_s2am_training.py
 
 
 def _batch(size: int = 32, n: int = 2, seed: int = 0) -> dict:

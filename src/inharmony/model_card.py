@@ -82,11 +82,17 @@ def render_model_card(
     architecture = config["architecture"]
     cfg = config.get("pretrained_cfg", {})
     license_id = cfg.get("license") or "apache-2.0"
+    harmonizer = cfg.get("task") == "harmonization"
     card_data = ModelCardData(
         library_name="inharmony",
         license=license_id,
-        pipeline_tag="image-segmentation",
-        tags=["inharmonious-region-localization", "image-composition", "pytorch", architecture],
+        pipeline_tag="image-to-image" if harmonizer else "image-segmentation",
+        tags=[
+            "image-harmonization" if harmonizer else "inharmonious-region-localization",
+            "image-composition",
+            "pytorch",
+            architecture,
+        ],
     )
     where = repo_id or "path/to/this_folder"
     args = ", ".join(f"{k}={v!r}" for k, v in config.get("model_args", {}).items()) or "default arguments"
@@ -95,9 +101,12 @@ def render_model_card(
         card_data.to_yaml(),
         "---",
         "",
-        f"# {architecture} — inharmonious region localization",
+        f"# {architecture} — " + ("image harmonization" if harmonizer else "inharmonious region localization"),
         "",
-        "Given a composite image, the model predicts a mask of the region whose colour or lighting "
+        "Given a composite image (and the mask of the pasted region, unless the model finds it itself), "
+        "the model changes the region's colour and lighting to match the rest of the image."
+        if harmonizer
+        else "Given a composite image, the model predicts a mask of the region whose colour or lighting "
         "does not match the rest of the image (the pasted or retouched object).",
         "",
         "## Model",
@@ -106,7 +115,11 @@ def render_model_card(
         f"- Paper: {cfg.get('paper') or 'n/a'}" + (f" <{cfg['paper_url']}>" if cfg.get("paper_url") else ""),
         f"- Input: RGB, resized to {tuple(cfg.get('input_size', (3, 224, 224)))[1:]}, normalised with "
         f"mean {tuple(cfg.get('mean', ()))} and std {tuple(cfg.get('std', ()))}; "
-        "the mask is returned at the image's own size by `inharmony.Predictor`.",
+        + (
+            "`inharmony.harmonize.Harmonizer` changes only the region, at the photo's own size."
+            if harmonizer
+            else "the mask is returned at the image's own size by `inharmony.Predictor`."
+        ),
         f"- Library: inharmony {config.get('inharmony_version', '?')}",
         f"- Licence: {license_id}",
         "",
@@ -140,20 +153,39 @@ def render_model_card(
         "",
         "## How to load",
         "",
-        "```python",
-        "import inharmony",
-        "",
-        f'model = inharmony.from_pretrained("{where}")',
-        "predictor = inharmony.Predictor(model)",
-        'mask = predictor("photo.jpg")  # float32 H×W in [0, 1], at the photo\'s own size',
-        "```",
-        "",
-        "From the command line:",
-        "",
-        "```bash",
-        f"inharmony predict photo.jpg --model {architecture} --weights {where} --out masks/",
-        "```",
     ]
+    if harmonizer:
+        lines += [
+            "```python",
+            "from inharmony.harmonize import Harmonizer",
+            "",
+            f'harmonizer = Harmonizer("{architecture}", weights="{where}")  # a localizer finds the region',
+            'result = harmonizer("photo.jpg", mask="photo_mask.png")  # or without mask=',
+            'result.panel().save("before_after.png")  # result.image: changed only inside result.mask',
+            "```",
+            "",
+            "From the command line:",
+            "",
+            "```bash",
+            f"inharmony harmonize photo.jpg --model {architecture} --weights {where} --out harmonized/",
+            "```",
+        ]
+    else:
+        lines += [
+            "```python",
+            "import inharmony",
+            "",
+            f'model = inharmony.from_pretrained("{where}")',
+            "predictor = inharmony.Predictor(model)",
+            'mask = predictor("photo.jpg")  # float32 H×W in [0, 1], at the photo\'s own size',
+            "```",
+            "",
+            "From the command line:",
+            "",
+            "```bash",
+            f"inharmony predict photo.jpg --model {architecture} --weights {where} --out masks/",
+            "```",
+        ]
     if extra:
         lines += ["", extra]
     return "\n".join(lines) + "\n"

@@ -34,6 +34,10 @@ __all__ = [
 ]
 
 
+TASKS = ("localization", "harmonization")
+"""What a registered model computes (:attr:`PretrainedCfg.task`)."""
+
+
 @dataclass(frozen=True)
 class PretrainedCfg:
     """What a set of weights is and where it lives.
@@ -54,6 +58,8 @@ class PretrainedCfg:
         size_multiple: Height and width the network takes must be multiples of this.
         default_loss: Dotted path of the training loss recipe (an ``nn.Module`` class taking no
             arguments), read by :func:`inharmony.losses.loss_for_model`.
+        task: ``"localization"`` (image → ``{"mask", ...}``) or ``"harmonization"`` (composite [+ mask] →
+            ``{"image", ...}``); what the model computes, so tools pick the right pipeline and metrics.
         download_args: Constructor arguments that fetch weights when true (e.g. an ImageNet
             backbone). A saved config forces them off: the weights are in the saved file.
     """
@@ -73,6 +79,7 @@ class PretrainedCfg:
     size_multiple: int = 16
     default_loss: str = ""
     download_args: tuple[str, ...] = ()
+    task: str = "localization"
 
     @property
     def name(self) -> str:
@@ -144,14 +151,23 @@ def is_model(model_name: str) -> bool:
     return split_model_name(model_name)[0] in _ENTRYPOINTS
 
 
-def list_models(pattern: str = "*") -> list[str]:
+def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
     """Names of the registered architectures matching a shell-style ``pattern``, sorted.
+
+    Args:
+        pattern: Shell-style filter on the name.
+        task: Keep only models of this :attr:`PretrainedCfg.task` (``"localization"``, ``"harmonization"``).
 
     Example:
         >>> "dirl" in list_models()
         True
+        >>> "dirl" in list_models(task="harmonization")
+        False
     """
-    return sorted(n for n in _ENTRYPOINTS if fnmatch.fnmatch(n, pattern))
+    if task is not None and task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    names = (n for n in _ENTRYPOINTS if fnmatch.fnmatch(n, pattern))
+    return sorted(n for n in names if task is None or _PRETRAINED_CFGS[n][_DEFAULT_TAGS[n]].task == task)
 
 
 def list_pretrained(pattern: str = "*") -> list[str]:
