@@ -8,7 +8,7 @@ plain state-dict file, so adding a format is one module here that calls :func:`r
 Example:
     >>> from inharmony.converters import list_converters
     >>> [c.name for c in list_converters()]
-    ['lightning', 'madisnet-official', 'madisnet-libcom', 'dirl-official']
+    ['lightning', 'madisnet-official', 'madisnet-libcom', 'dirl-official', 's2am-official']
 """
 
 from __future__ import annotations
