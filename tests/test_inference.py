@@ -8,6 +8,8 @@ resize back with torch), not through the Predictor's code path.
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -241,11 +243,20 @@ def test_inference_benchmark_runs(tmp_path, capsys, rgb):
 
     photo = tmp_path / "photo.jpg"
     Image.fromarray(rgb).save(photo)
-    args = ["bench", "inference", "--model", "dirl_resnet18", "--size", "32", "--repeats", "1", "--skip-onnx",
-            "--photo", str(photo), "--threads", "1"]
+    report = tmp_path / "report.json"
+    args = ["bench", "inference", "--models", "dirl_resnet18", "--size", "32", "--batches", "1,2", "--repeats", "1",
+            "--no-onnx", "--photo", str(photo), "--threads", "1", "--json", str(report)]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "Predictor, one 0.0-MP JPEG" in out and "mask back to 61x45" in out
+    assert "Predictor, one 61×45 photo end to end" in out and "mask back to 61×45" in out
+    data = json.loads(report.read_text())
+    titles = [section["title"] for section in data["sections"]]
+    assert titles[:2] == ["dirl_resnet18 32² batch 1", "dirl_resnet18 32² batch 2"]
+    rows = {row["name"]: row for row in data["sections"][1]["contenders"]}
+    assert list(rows) == ["eager fp32", "optimized fp32", "optimized bf16"]
+    assert rows["eager fp32"]["ratio"] == 1.0 and rows["eager fp32"]["extra"]["max_diff"] == 0.0
+    assert rows["optimized fp32"]["extra"]["max_diff"] < 1e-5
+    assert 0 < rows["optimized bf16"]["extra"]["max_diff"] < 0.1  # bf16 moves the mask a little, not much
 
 
 # --------------------------------------------------------------------------- silently wrong inputs (issue 12)

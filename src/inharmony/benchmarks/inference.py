@@ -1,53 +1,46 @@
-"""``inharmony bench inference``: Predictor latency on a 12-megapixel photo; ONNX Runtime vs eager.
+"""``inharmony bench inference``: the fast inference path against eager PyTorch and ONNX Runtime.
 
-Two figures:
+For each model and batch size (default DIRL and RSRNet at 224², batch 1 and 8), side by side in one run,
+timed interleaved on the same inputs, per image:
 
-1. End-to-end :class:`~inharmony.inference.Predictor` latency for one 4000×3000 JPEG (the evaluation
-   preprocessing of :mod:`inharmony.preprocessing`: decode, with DCT downscaling where it allows it,
-   resize and normalise; network at ``--size``; mask resized back to 12 MP), median of
-   ``--repeats`` runs after a warm-up, with the split between network and the rest.
-2. The network alone at ``--size`` (batch 1): eager PyTorch vs ONNX Runtime, median latency and
-   the speed ratio (eager time / ONNX Runtime time, > 1 means ONNX Runtime is faster).
+- ``eager fp32``: the model as built, ``torch.inference_mode`` (the baseline);
+- ``optimized fp32``: :func:`inharmony.inference.optimize` (BatchNorm folded, channels_last, micro-batched);
+- ``optimized bf16``: the same under bf16 autocast;
+- ``compiled bf16`` (``--compile``): also ``torch.compile`` with freezing (compiling costs 25–90 s per model);
+- ``ONNX Runtime fp32``: the model exported by :func:`inharmony.export.export_onnx`.
 
-Timings depend on the machine's load; the command prints ``nproc``, the thread count and the
-1-minute load average next to the numbers.
+Each row has the median and best time per image, the ratio to eager fp32 and the max and mean difference
+of its mask from eager fp32's. With ``--weights`` (trained weights) and ``--data`` (a synthetic or
+iHarmony4 root with a test split), every contender also scores the test set (AP %, F1, IoU %, the official
+protocol) and the change from eager fp32 is printed: what a precision costs on a trained model. Last, the
+end-to-end :class:`~inharmony.inference.Predictor` latency on one 12-MP JPEG (decode, resize, network,
+mask back to 12 MP), eager fp32 against ``precision="auto"``.
+
+Example:
+    inharmony bench inference --json inference.json
+    inharmony bench inference --models dirl_resnet18 --weights demo/run/checkpoints/last.ckpt \\
+        --data demo/data --eval-size 32
 """
 
 from __future__ import annotations
 
-import os
-import statistics
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 NAME = "inference"
-HELP = "Predictor latency on a 12-MP photo, and ONNX Runtime vs eager PyTorch speed."
+HELP = "Fast path (optimized fp32/bf16, compiled) vs eager and ONNX Runtime, per image, with mask diffs."
+SMOKE_ARGS = [
+    "--models", "dirl_resnet18", "--size", "32", "--batches", "1,2", "--repeats", "1",
+    "--no-onnx", "--photo-size", "64x48",
+]  # fmt: skip
 
-
-class _Timing:
-    """Median and best of repeated runs: on a shared machine the best is the closer to the idle cost."""
-
-    def __init__(self, times: list[float]) -> None:
-        self.median = statistics.median(times)
-        self.best = min(times)
-
-    def __str__(self) -> str:
-        return f"{self.median * 1000:.0f} ms median / {self.best * 1000:.0f} ms best"
-
-
-def _time(fn, repeats: int) -> _Timing:
-    fn()  # warm-up (allocations, oneDNN kernels)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return _Timing(times)
+MaskFn = Callable[[Any], Any]
 
 
 def _synthetic_photo(path: Path, width: int = 4000, height: int = 3000) -> Path:
-    """A smooth 12-MP JPEG (gradients + shapes) so JPEG decoding costs what a real photo costs."""
+    """A smooth JPEG (gradients + noise) so JPEG decoding costs what a real photo costs."""
     import numpy as np
     from PIL import Image
 
@@ -61,88 +54,221 @@ def _synthetic_photo(path: Path, width: int = 4000, height: int = 3000) -> Path:
     return path
 
 
-def run(
-    model: str = "dirl",
-    size: int = 224,
-    repeats: int = 5,
-    threads: int | None = None,
-    photo: str | None = None,
-    skip_onnx: bool = False,
-) -> int:
-    """Predictor latency on a 12-MP photo, and ONNX Runtime vs eager PyTorch speed.
+def _parse_size(text: str, option: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"{option} must be WIDTHxHEIGHT, e.g. 4000x3000; got {text!r}") from None
+    return width, height
 
-    First the end-to-end :class:`~inharmony.inference.Predictor` latency for one 4000×3000 JPEG, split
-    into preprocessing, network and mask resizing; then the network alone (batch 1) in eager PyTorch
-    and in ONNX Runtime. The model has random weights: only the speed is measured.
+
+def _contenders(network: Any, tmp: Path, size: int, threads: int, compile: bool, onnx: bool) -> dict[str, MaskFn]:
+    """Name → function from a float batch to its (B, 1, H, W) float32 mask, eager fp32 first."""
+    import torch
+
+    from ..inference import optimize
+
+    def eager(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            out = network(x)
+        return out["mask"] if isinstance(out, dict) else out
+
+    def wrap(model: Any) -> MaskFn:
+        return lambda x: model(x)["mask"]
+
+    fns: dict[str, MaskFn] = {"eager fp32": eager}
+    fns["optimized fp32"] = wrap(optimize(network, precision="fp32"))
+    fns["optimized bf16"] = wrap(optimize(network, precision="bf16"))
+    if compile:
+        fns["compiled bf16"] = wrap(optimize(network, precision="bf16", compile=True))
+    if onnx:
+        from ..export import export_onnx, onnx_session
+
+        session = onnx_session(
+            export_onnx(network, tmp / f"model{len(list(tmp.iterdir()))}.onnx", size=size), threads=threads
+        )
+        fns["ONNX Runtime fp32"] = lambda x: torch.from_numpy(session.run(["mask"], {"image": x.numpy()})[0])
+    return fns
+
+
+def _mask_diffs(fns: dict[str, MaskFn], x: Any) -> dict[str, dict[str, float]]:
+    reference = fns["eager fp32"](x).float()
+    out = {}
+    for name, fn in fns.items():
+        diff = (fn(x).float() - reference).abs()
+        out[name] = {"max_diff": float(diff.max()), "mean_diff": float(diff.mean())}
+    return out
+
+
+def _score_test_set(
+    fns: dict[str, MaskFn], network: Any, data: str, eval_size: int, limit: int | None
+) -> dict[str, dict[str, float]]:
+    """AP %, F1, IoU % of every contender on ``data``'s test split, and its masks' difference from eager fp32."""
+    import torch
+
+    from ..constants import IMAGENET_MEAN, IMAGENET_STD
+    from ..data import IHarmony4, eval_transform
+    from ..metrics import LocalizationMetrics
+
+    cfg = getattr(network, "pretrained_cfg", None)
+    transform = eval_transform(
+        eval_size, mean=getattr(cfg, "mean", IMAGENET_MEAN), std=getattr(cfg, "std", IMAGENET_STD)
+    )
+    dataset = IHarmony4(data, split="test", transform=transform)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    metrics = {name: LocalizationMetrics() for name in fns}
+    diffs = {name: [0.0, 0.0] for name in fns}  # max, sum of per-pixel differences
+    pixels = 0
+    for start in range(0, count, 8):
+        items = [dataset[i] for i in range(start, min(start + 8, count))]
+        x = torch.stack([item["image"] for item in items])
+        target = torch.stack([item["mask"] for item in items]).float()
+        if target.dim() == 3:
+            target = target[:, None]
+        reference = fns["eager fp32"](x).float()
+        pixels += reference.numel()
+        for name, fn in fns.items():
+            mask = reference if name == "eager fp32" else fn(x).float()
+            metrics[name].update(mask, target)
+            diff = (mask - reference).abs()
+            diffs[name][0] = max(diffs[name][0], float(diff.max()))
+            diffs[name][1] += float(diff.sum())
+    scores = {}
+    for name, metric in metrics.items():
+        values = {key: float(value) for key, value in metric.compute().items()}
+        scores[name] = {
+            "images": count,
+            "ap": 100 * values["ap"],
+            "f1": values["f1"],
+            "iou": 100 * values["iou"],
+            "max_diff": diffs[name][0],
+            "mean_diff": diffs[name][1] / max(1, pixels),
+        }
+    return scores
+
+
+def run(
+    models: list[str] | None = None,
+    size: int = 224,
+    batches: str = "1,8",
+    repeats: int = 3,
+    threads: int | None = None,
+    compile: bool = False,
+    onnx: bool = True,
+    weights: str | None = None,
+    trust_checkpoint: bool = False,
+    data: str | None = None,
+    eval_size: int | None = None,
+    test_images: int | None = None,
+    photo: str | None = None,
+    photo_size: str = "4000x3000",
+    json: str | None = None,
+) -> int:
+    """The fast inference path vs eager PyTorch and ONNX Runtime, side by side, per image; Predictor end to end.
+
+    Without ``--weights`` the models have random weights (speed and mask differences only).
 
     Args:
-        model: Registered model (random weights; speed only).
-        size: Network input size.
-        repeats: Timed runs per figure (median reported).
+        models: Registered models (default: dirl and rsrnet); with ``--weights``, the one they belong to.
+        size: Network input size of the timings.
+        batches: Batch sizes, comma-separated.
+        repeats: Timed rounds (median and best reported).
         threads: Torch / ONNX Runtime threads (default: torch's).
-        photo: A photo to use instead of a synthetic 4000×3000 JPEG.
-        skip_onnx: Only the Predictor figure.
+        compile: Also time ``torch.compile`` bf16 (each model compiles for 25–90 s first).
+        onnx: Also time ONNX Runtime fp32 (``--no-onnx``: skip; exporting takes a while).
+        weights: Trained weights for the model (see :func:`inharmony.load`).
+        trust_checkpoint: Allow pickled Python objects in a ``.ckpt`` (only for files you made).
+        data: A synthetic or iHarmony4 root with a test split: each contender's AP/F1/IoU on it (needs
+            ``--weights`` to mean anything).
+        eval_size: Network size for the test set (default: ``--size``; the demo model: 32).
+        test_images: Score only the first N test images.
+        photo: A photo for the Predictor figure instead of a synthetic 4000×3000 JPEG.
+        photo_size: Size of the synthetic photo, WIDTHxHEIGHT.
+        json: Also write the report as JSON to this path.
 
     Example:
-        inharmony bench inference --threads 1
+        inharmony bench inference --models dirl --batches 1 --compile
     """
     import torch
 
-    from ..inference import Predictor, resize_mask
+    from ..hub import load
+    from ..inference import Predictor, auto_precision, resize_mask
     from ..models import create_model
+    from ._report import BenchReport, environment, time_interleaved
+    from .batch import _ints
 
+    sizes = _ints(batches, "--batches")
+    names = models or ["dirl", "rsrnet"]
+    if weights is not None and len(names) != 1:
+        raise ValueError("--weights belong to one model: name it with --models, e.g. --models dirl_resnet18")
     if threads:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"machine: nproc={os.cpu_count()}, torch threads={threads}, load average (1 min) {load:.1f}; "
-          f"model={model} (random weights), network size {size}")
-    network = create_model(model).eval()
-    predictor = Predictor(network, size=size, device="cpu")
+    report = BenchReport(NAME, environment("cpu"))
+    report.results["auto_precision"] = auto_precision("cpu")
+    first_network = None
+    with tempfile.TemporaryDirectory(prefix="inharmony-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        for name in names:
+            torch.manual_seed(0)
+            if weights is not None:
+                network = load(name, weights, device="cpu", trust_checkpoint=trust_checkpoint).eval()
+            else:
+                network = create_model(name, pretrained=False).eval()
+            first_network = first_network or network
+            fns = _contenders(network, tmp, size, threads, compile, onnx)
+            for b in sizes:
+                x = torch.randn(b, 3, size, size, generator=torch.Generator().manual_seed(b))
+                diffs = _mask_diffs(fns, x)  # also the warm-up (compiles, oneDNN kernels)
+                times = time_interleaved({k: (lambda f=f, x=x: f(x)) for k, f in fns.items()}, repeats, warmup=0)
+                section = report.section(f"{name} {size}² batch {b}", baseline="eager fp32", per="/img")
+                for key, values in times.items():
+                    section.add(key, [t / b for t in values], **diffs[key])
+            if data is not None:
+                scores = _score_test_set(fns, network, data, eval_size or size, test_images)
+                report.results.setdefault("test_set", {})[name] = scores
+                base = scores["eager fp32"]
+                section = report.section(
+                    f"{name} on {data} test ({base['images']} images at {eval_size or size}²): "
+                    "AP %, F1, IoU % and the change from eager fp32",
+                    unit="s",
+                )
+                section.notes += [
+                    f"{key}: AP {s['ap']:.2f} ({s['ap'] - base['ap']:+.2f}), F1 {s['f1']:.4f} "
+                    f"({s['f1'] - base['f1']:+.4f}), IoU {s['iou']:.2f} ({s['iou'] - base['iou']:+.2f}); "
+                    f"mask diff max {s['max_diff']:.3g} mean {s['mean_diff']:.3g}"
+                    for key, s in scores.items()
+                ]
+            del fns
 
-    with tempfile.TemporaryDirectory() as tmp:
-        image_path = Path(photo) if photo else _synthetic_photo(Path(tmp) / "photo_12mp.jpg")
-        total = _time(lambda: predictor(image_path), repeats)
-        batch, _ = predictor.preprocess(image_path)
-        pre = _time(lambda: predictor.preprocess(image_path), repeats)
-        net = _time(lambda: predictor.forward_batch(batch[None]), repeats)
-        mask = predictor.forward_batch(batch[None])[0, 0].cpu()
-        height, width = predictor(image_path).shape
-        post = _time(lambda: resize_mask(mask, height, width), repeats)
-        from PIL import Image
-
-        with Image.open(image_path) as image:
-            megapixels = image.width * image.height / 1e6
-        print(f"Predictor, one {megapixels:.1f}-MP JPEG, {repeats} runs: {total}")
-        print(f"  parts: decode+resize+normalise {pre}; network {net}; mask back to {width}x{height} {post}")
-
-        if skip_onnx:
-            return 0
-        from ..export import MaskOnly, export_onnx, onnx_session
-
-        onnx_path = export_onnx(network, Path(tmp) / "model.onnx", size=size)
-        session = onnx_session(onnx_path, threads=threads)
-        x = torch.randn(1, 3, size, size)
-        wrapped = MaskOnly(network).eval()
-
-        def eager() -> None:
-            with torch.inference_mode():
-                wrapped(x)
-
-        feed = {"image": x.numpy()}
-        # Interleaved, so that load changes on a shared machine hit both sides alike.
-        eager_times, ort_times = [], []
-        eager()
-        session.run(["mask"], feed)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            eager()
-            eager_times.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            session.run(["mask"], feed)
-            ort_times.append(time.perf_counter() - start)
-        eager_t, ort_t = _Timing(eager_times), _Timing(ort_times)
-        print(f"network alone, batch 1 at {size}x{size}: eager PyTorch {eager_t}; ONNX Runtime {ort_t}")
-        print(f"  speed ratio eager/ORT: {eager_t.median / ort_t.median:.2f}x (medians), "
-              f"{eager_t.best / ort_t.best:.2f}x (best runs)")
-    return 0
+        # End to end on one big photo: the first model, eager fp32 vs precision="auto".
+        width, height = _parse_size(photo_size, "--photo-size")
+        image_path = Path(photo) if photo else _synthetic_photo(tmp / "photo.jpg", width, height)
+        eager = Predictor(first_network, size=size, device="cpu", batch_size=1)
+        fast = Predictor(first_network, size=size, device="cpu", batch_size=1, precision="auto")
+        times = time_interleaved(
+            {"eager fp32": lambda: eager(image_path), f"precision=auto ({fast.precision})": lambda: fast(image_path)},
+            repeats,
+        )
+        tensor, (full_h, full_w) = eager.preprocess(image_path)
+        section = report.section(
+            f"Predictor, one {full_w}×{full_h} photo end to end ({names[0]}, network at {size}²)",
+            baseline="eager fp32",
+            per="/img",
+        )
+        for key, values in times.items():
+            section.add(key, values)
+        prob = eager.forward_batch(tensor[None])[0, 0]
+        parts = time_interleaved(
+            {
+                "decode + resize + normalise": lambda: eager.preprocess(image_path),
+                "network, eager fp32": lambda: eager.forward_batch(tensor[None]),
+                f"network, {fast.precision} optimized": lambda: fast.forward_batch(tensor[None]),
+                f"mask back to {full_w}×{full_h}": lambda: resize_mask(prob, full_h, full_w),
+            },
+            repeats,
+        )
+        section = report.section("  its parts")
+        for key, values in parts.items():
+            section.add(key, values)
+    return report.finish(json)

@@ -31,6 +31,7 @@ LIGHTNING_FLAGS = ("--config", "--ckpt_path", "--print_config", "--trainer.", "-
 MANIFEST_NAME = ".inharmony-predict.json"
 """The record, in ``--out``, of the files ``inharmony predict`` wrote there (and for which input)."""
 _OUTPUT_SUFFIXES = ("_mask.png", "_overlay.png")
+_HELD_OVERLAY_BYTES = 256 * 2**20  # full-size decodes a batch keeps for its overlays; beyond, decoded again
 
 
 def wants_lightning(argv: Sequence[str]) -> bool:
@@ -104,6 +105,19 @@ def _collect(inputs: Sequence[str], out_dir: Path, manifest: _Manifest, recursiv
     return files
 
 
+def _claim(
+    out_dir: Path, manifest: _Manifest, files: Sequence[Path], stems: Sequence[str], suffixes: Sequence[str]
+) -> None:
+    """Create ``out_dir`` and record every planned output in the manifest before anything is written, so
+    that a run killed part-way still owns (and a re-run replaces) its outputs. Raises ``OSError``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path, stem in zip(files, stems, strict=True):
+        for suffix in suffixes:
+            if not (out_dir / f"{stem}{suffix}").exists():
+                manifest.record(f"{stem}{suffix}", path.resolve(), written=False)
+    manifest.save()
+
+
 def _plan(
     files: Sequence[Path], out_dir: Path, manifest: _Manifest, suffixes: Sequence[str]
 ) -> tuple[list[str], list[str]]:
@@ -173,7 +187,7 @@ def predict_images(
     threshold: float = 0.5,
     overlay: bool = True,
     trust_checkpoint: bool = False,
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32",
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32",
 ) -> int:
     """Predict inharmonious-region masks (and overlays) for images or folders of images.
 
@@ -194,18 +208,22 @@ def predict_images(
             authors' DIRL folder; default: the model's published weights.
         size: Network input size (default: the weights' own, 224).
         device: ``cpu``, ``cuda``, ``cuda:1`` ... (default: cuda if available).
-        batch_size: Images per forward pass.
+        batch_size: Images preprocessed and run through the network together (any sizes; each mask at
+            its own image's size, equal to ``--batch-size 1``'s to float rounding). On CPU the network runs
+            a batch in chunks of the size that costs least per image, so a big batch never costs more.
         recursive: Look into sub-folders too.
         binary: Write the mask thresholded (0/255) instead of the probability.
         threshold: Threshold for ``--binary``, strictly between 0 and 1.
         overlay: Also write the overlay (``--no-overlay``: masks only).
         trust_checkpoint: Allow pickled Python objects in a ``.ckpt`` (only for files you made).
         precision: ``fp32`` (BatchNorm folded, channels_last: within 1e-5 of eager), ``bf16`` (faster on
-            CPUs with AVX512-BF16/AMX and on GPUs; masks move by a few hundredths) or ``fp16`` (CUDA only).
+            CPUs with AVX512-BF16/AMX and on GPUs; masks move by a few hundredths), ``fp16`` (CUDA only) or
+            ``auto`` (bf16 on CPUs with AVX512-BF16/AMX and on GPUs with bf16, else fp32).
 
     Example:
         inharmony predict photos/ --model dirl --weights dirl_hub_folder --out masks/
     """
+    import torch
     from tqdm import tqdm
 
     from ..errors import ImageReadError
@@ -241,54 +259,77 @@ def predict_images(
         )
     network = load(model, weights, trust_checkpoint=trust_checkpoint)
     try:
-        predictor = Predictor(network, size=size, device=device, batch_size=1, precision=precision)
+        predictor = Predictor(network, size=size, device=device, batch_size=batch_size, precision=precision)
     except ValueError as err:  # a size that is not a multiple, fp16 on a CPU ...
         return error(str(err))
     reduced_decoding = bool(getattr(getattr(predictor.preprocessing, "pixels", None), "reduced_decoding", True))
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for path, stem in zip(files, stems, strict=True):  # recorded before writing: a kill leaves them ours
-            for suffix in suffixes:
-                if not (out_dir / f"{stem}{suffix}").exists():
-                    manifest.record(f"{stem}{suffix}", path.resolve(), written=False)
-        manifest.save()
+        _claim(out_dir, manifest, files, stems, suffixes)
     except OSError as err:
         return error(f"cannot write to --out {out}: {err.strerror or err}")
 
     skipped = written = 0
     failure: OSError | None = None
+    pairs = list(zip(files, stems, strict=True))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
-        for path, stem in tqdm(list(zip(files, stems, strict=True)), desc="predict", unit="img", file=sys.stderr):
-            try:
-                image = load_image_array(path) if overlay else None
-                # Without reduced JPEG decoding the network's input is built from this very full-size decode,
-                # so one decode serves both (a 144-MP decode briefly costs ~0.9 GB); with it, from the file.
-                source = image if image is not None and not reduced_decoding else path
-                ((prob, (height, width)),) = predictor.network_masks([source])
-            except (ImageReadError, FileNotFoundError) as err:
-                warn(f"{err}; skipped")
-                skipped += 1
-                continue
-            if image is not None and not image.flags.writeable:
-                image = image.copy()
-            mask = resize_mask_uint8(prob, height, width, threshold=threshold if binary else None, tint=image)
-            try:
-                # Encoded one at a time and freed at once: a huge image's arrays never coexist needlessly.
-                encoded = _encode_png(mask)
-                del mask
-                atomic_write_bytes(out_dir / f"{stem}_mask.png", memoryview(encoded))
-                manifest.record(f"{stem}_mask.png", path.resolve(), written=True)
+        progress = tqdm(total=len(pairs), desc="predict", unit="img", file=sys.stderr)
+        for first in range(0, len(pairs), batch_size):
+            group = pairs[first : first + batch_size]
+            ready, held = [], 0
+            for path, stem in group:
+                try:
+                    image = load_image_array(path) if overlay else None
+                    # Without reduced JPEG decoding the network's input is built from this very full-size
+                    # decode, so one decode serves both; with it, from the file.
+                    source = image if image is not None and not reduced_decoding else path
+                    tensor, (height, width) = predictor.preprocess(source)
+                except (ImageReadError, FileNotFoundError) as err:
+                    warn(f"{err}; skipped")
+                    skipped += 1
+                    progress.update()
+                    continue
                 if image is not None:
-                    encoded = _encode_png(_rgb_to_bgr_inplace(image))
-                    del image
-                    atomic_write_bytes(out_dir / f"{stem}_overlay.png", memoryview(encoded))
-                    manifest.record(f"{stem}_overlay.png", path.resolve(), written=True)
-                del encoded
-            except OSError as err:
-                failure = err
+                    # Beyond the first, decodes past the budget are dropped and decoded again when written:
+                    # a batch of huge photos stays small, and a lone huge photo is decoded once.
+                    if held and held + image.size > _HELD_OVERLAY_BYTES:
+                        image = None
+                    else:
+                        held += image.size
+                ready.append([path, stem, tensor, height, width, image])
+                del image, source
+            if not ready:
+                continue
+            probs = predictor.forward_batch(torch.stack([item[2] for item in ready])).cpu().numpy()
+            for item, prob in zip(ready, probs, strict=True):
+                path, stem, _, height, width, image = item
+                item[5] = None  # the batch no longer holds this image: freed once written
+                if overlay and image is None:
+                    image = load_image_array(path)
+                if image is not None and not image.flags.writeable:
+                    image = image.copy()
+                mask = resize_mask_uint8(prob[0], height, width, threshold=threshold if binary else None, tint=image)
+                try:
+                    # Encoded one at a time and freed at once: a huge image's arrays never coexist needlessly.
+                    encoded = _encode_png(mask)
+                    del mask
+                    atomic_write_bytes(out_dir / f"{stem}_mask.png", memoryview(encoded))
+                    manifest.record(f"{stem}_mask.png", path.resolve(), written=True)
+                    if image is not None:
+                        encoded = _encode_png(_rgb_to_bgr_inplace(image))
+                        del image
+                        atomic_write_bytes(out_dir / f"{stem}_overlay.png", memoryview(encoded))
+                        manifest.record(f"{stem}_overlay.png", path.resolve(), written=True)
+                    del encoded
+                except OSError as err:
+                    failure = err
+                    break
+                written += 1
+                progress.update()
+            ready.clear()
+            if failure is not None:
                 break
-            written += 1
+        progress.close()
     with contextlib.suppress(OSError):  # on a full disk the planned names recorded above stay ours
         manifest.save()
     total = len(files) + len(missing)
