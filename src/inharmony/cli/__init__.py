@@ -5,7 +5,7 @@ Two kinds of subcommand share the entry point:
 * ``fit``, ``validate``, ``test`` and ``predict --config ...`` are LightningCLI's own subcommands
   (:mod:`inharmony.cli.lightning`): a YAML config plus ``--trainer.*``, ``--model.*``, ``--data.*``
   overrides, the data module chosen by ``class_path``.
-* The tools (``models``, ``synth``, ``data check|resize|optimize``, ``convert``, ``export``,
+* The tools (``models``, ``synth``, ``harmonize``, ``app``, ``data check|resize|optimize``, ``convert``, ``export``,
   ``push``, ``predict IMAGES``, ``demo``, ``bench``) are parsers that jsonargparse builds from a typed
   function: its signature and docstring are the one declaration of the options
   (:mod:`inharmony.cli.tools`; the table is :data:`COMMANDS`).
@@ -85,6 +85,17 @@ COMMANDS: dict[str, Tool | Group | str] = {
         "inharmony demo --out ./inharmony-demo",
         rest="overrides",
     ),
+    "harmonize": Tool(
+        "inharmony.cli.harmonize:harmonize_images",
+        "Harmonize photos: find the inharmonious region (or take --mask) and fix its colour and lighting (S2AM).",
+        "inharmony harmonize photo.jpg --localizer madisnet --out harmonized/",
+        positional=("inputs",),
+    ),
+    "app": Tool(
+        "inharmony.cli.app:app",
+        "A local web page to find (and fix) the inharmonious region of your photos (pip install 'inharmony[app]').",
+        "inharmony app --model madisnet --port 7860",
+    ),
     "models": Tool(
         f"{_CMD}:models",
         "List registered models, their weight tags and whether the weights are published.",
@@ -110,6 +121,11 @@ COMMANDS: dict[str, Tool | Group | str] = {
                 "inharmony.converters.madisnet:convert_madisnet",
                 "MadisNet: libcom's Inharmonious_G.pth + IHDRNet.pth, or the authors' g_/ihdrnet_epochX.pth",
                 "inharmony convert madisnet-libcom --dir libcom_files --out madisnet_hub",
+            ),
+            "s2am-official": Tool(
+                "inharmony.converters.s2am:convert_s2am",
+                "S2AM (vinthony/s2am): the authors' released checkpoint (.pth.tar), with or without the mask",
+                "inharmony convert s2am-official --file s2am_checkpoint.pth.tar --out s2am_hub",
             ),
         },
     ),

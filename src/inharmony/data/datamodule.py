@@ -7,6 +7,10 @@ Example:
     >>> sorted(batch)  # doctest: +SKIP
     ['image', 'mask', 'path', 'subset']
 
+A harmonizer's task (``needs_real = True``, e.g. :class:`~inharmony.harmonization_task.HarmonizationTask`)
+makes the batches also hold ``real`` (the ground-truth image); it is never decoded otherwise:
+    >>> dm = IHarmony4DataModule("/data/iHarmony4", with_real=True)  # doctest: +SKIP
+
 Streaming (after ``inharmony data optimize --root /data/iHarmony4 --out /data/ihd-chunks``):
     >>> dm = IHarmony4DataModule(streaming="s3://bucket/ihd-chunks", batch_size=8)  # doctest: +SKIP
 """
@@ -146,6 +150,10 @@ class IHarmony4DataModule(L.LightningDataModule):
             (holds train/, val/, test/; its val split is ``"disjoint"``, carved at optimize time).
         pin_memory: pin batches in page-locked memory (for GPU training).
         drop_last: drop the last incomplete training batch (the authors' loader does).
+        with_real: batches also hold ``real``, the real (harmonized) image of each composite, float
+            (B, 3, H, W) RGB in [0, 1], not normalised, on the same crop/flip/resize as ``image``. None
+            (default): exactly when the trained module asks for it (its ``needs_real`` attribute, True for
+            a harmonizer), so a localizer never decodes real images. Folder source only.
 
     Raises:
         DataError: an option is out of range, or ``root`` is not a folder (one line naming the option).
@@ -179,6 +187,7 @@ class IHarmony4DataModule(L.LightningDataModule):
         streaming: str | None = None,
         pin_memory: bool = False,
         drop_last: bool = False,
+        with_real: bool | None = None,
     ) -> None:
         super().__init__()
         _check_options(
@@ -235,6 +244,15 @@ class IHarmony4DataModule(L.LightningDataModule):
         """
         return eval_transform(self.hparams.image_size, pixels=eval_pixels(self.hparams.eval_pixels))
 
+    @property
+    def with_real(self) -> bool:
+        """Whether batches hold ``real``: the ``with_real`` option, else what the trained module asks for."""
+        if self.hparams.get("with_real") is not None:
+            return bool(self.hparams.with_real)
+        trainer = getattr(self, "trainer", None)
+        module = getattr(trainer, "lightning_module", None) if trainer is not None else None
+        return bool(getattr(module, "needs_real", False))
+
     # -- layout checks -------------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
@@ -278,6 +296,7 @@ class IHarmony4DataModule(L.LightningDataModule):
             list_file=list_file,
             transform=transform,
             cache_dir=h.cache_dir,
+            with_real=self.with_real,
             # Training decodes as reduced_decoding says; evaluation as its pixels say (official: full size).
             reduced_decoding=h.reduced_decoding if split == "train" else True,
             on_error=h.on_error,
@@ -312,6 +331,11 @@ class IHarmony4DataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets for ``stage`` (``fit``, ``validate``, ``test``, ``predict`` or None for all)."""
+        if self.streaming is not None and self.with_real:
+            raise DataError(
+                "IHarmony4DataModule: the model needs real images (a harmonizer), and the chunks of "
+                "'inharmony data optimize' hold composites and masks only: use root= (--data.root) instead"
+            )
         if stage in ("fit", "validate", None) and self.train_dataset is None:
             if self.streaming is not None:
                 self.train_dataset = self._stream("train", self.train_transform, shuffle=True)
@@ -333,6 +357,7 @@ class IHarmony4DataModule(L.LightningDataModule):
                         transform=self.eval_transform,
                         reduced_decoding=True,
                         on_error=self.hparams.on_error,
+                        with_real=self.with_real,
                     )
                     if val
                     else None

@@ -6,6 +6,11 @@ Example:
     {'HCOCO': 4256, 'HAdobe5k': 2065, 'HFlickr': 783, 'Hday2night': 133}
     >>> item = ds[0]; item["image"].shape, item["mask"].shape, item["subset"], item["path"]  # doctest: +SKIP
     (torch.Size([3, 224, 224]), torch.Size([1, 224, 224]), 'HCOCO', 'HCOCO/composite_images/c1_1_1.jpg')
+
+A harmonizer also gets the real (ground-truth) image, ``real_images/X.jpg``, decoded only when asked:
+    >>> ds = IHarmony4("/data/iHarmony4", split="test", transform=eval_transform(256), with_real=True)  # doctest: +SKIP
+    >>> ds[0]["real"].shape  # RGB in [0, 1], not normalised, on the composite's pixels  # doctest: +SKIP
+    torch.Size([3, 256, 256])
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import DataError
-from .decode import decode_pair, read_bytes
+from .decode import decode_image, decode_pair, read_bytes
 from .index import Sample, build_index, order_subsets
 from .le50 import filter_le50
+from .transforms import apply_transform
 
 __all__ = ["IHarmony4", "load_item"]
 
@@ -37,20 +43,39 @@ def load_item(
     transform: Transform | None,
     reduced_decoding: bool = True,
     where: str = "",
+    real: bytes | None = None,
 ) -> dict[str, Any]:
     """Decode one pair and apply ``transform``; shared by the folder and the streaming sources.
 
     The composite is decoded as the transform asks (its ``min_source_side``: the shorter side reduced
     JPEG decoding must keep, None for a full-size decode), so an item of the eval transform holds the
     tensor :class:`~inharmony.inference.Predictor` gives the network for the same file.
+
+    With ``real`` (the real image's bytes) the item also holds ``"real"``: the real image decoded like the
+    composite and given the same geometry (see :func:`~inharmony.data.transforms.apply_transform`),
+    ``float32 (3, H, W)`` RGB in [0, 1] with a transform. It must have the composite's size.
     """
     min_side = getattr(transform, "min_source_side", None) if reduced_decoding else None
     image, target = decode_pair(
         composite, mask, f"{where}{sample.composite}", f"{where}{sample.mask}", min_side=min_side
     )
-    if transform is not None:
-        image, target = transform(image, target)
-    return {"image": image, "mask": target, "subset": sample.subset, "path": sample.composite}
+    real_rgb = None if real is None else _decode_real(real, image.shape[:2], f"{where}{sample.real}", min_side)
+    image, target, real_out = apply_transform(transform, image, target, real_rgb)
+    item = {"image": image, "mask": target, "subset": sample.subset, "path": sample.composite}
+    if real_out is not None:
+        item["real"] = real_out
+    return item
+
+
+def _decode_real(buf: bytes, shape: tuple[int, int], name: str, min_side: int | None) -> np.ndarray:
+    """The real image decoded as its composite was (same reduced decoding); a clear error if the sizes differ."""
+    real, full = decode_image(buf, name, min_side)
+    if real.shape[:2] != tuple(shape):
+        raise DataError(
+            f"real image {name} is {full[1]}x{full[0]} (decoded {real.shape[1]}x{real.shape[0]}) but its composite "
+            f"decodes to {shape[1]}x{shape[0]}: a real image must have its composite's size"
+        )
+    return real
 
 
 class IHarmony4(Dataset):
@@ -73,9 +98,12 @@ class IHarmony4(Dataset):
             :data:`inharmony.preprocessing.FAST_PIXELS`). False always decodes at full size.
         on_error: ``"raise"`` (default) stops at a bad sample with an error naming the file; ``"skip"``
             warns, counts it in :attr:`skipped`, and serves the next good sample instead.
+        with_real: also read the real image (``real_images/``) of each composite, for a harmonizer; never
+            read otherwise.
 
     Items are dicts: ``image``, ``mask``, ``subset`` (e.g. ``"HCOCO"``) and ``path`` (the composite's
-    path relative to ``root``, e.g. ``"HCOCO/composite_images/c1_1_1.jpg"``).
+    path relative to ``root``, e.g. ``"HCOCO/composite_images/c1_1_1.jpg"``); with ``with_real`` also
+    ``real`` (the real image on the same pixels, RGB in [0, 1], not normalised).
     """
 
     def __init__(
@@ -91,6 +119,7 @@ class IHarmony4(Dataset):
         cache_dir: str | os.PathLike | None = None,
         reduced_decoding: bool = True,
         on_error: str = "raise",
+        with_real: bool = False,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -99,6 +128,7 @@ class IHarmony4(Dataset):
         self.transform = transform
         self.reduced_decoding = reduced_decoding
         self.on_error = on_error
+        self.with_real = bool(with_real)
         self.skipped = 0
         if samples is None:
             samples = build_index(self.root, split=split, subsets=subsets, list_file=list_file)
@@ -126,6 +156,7 @@ class IHarmony4(Dataset):
             self.transform,
             self.reduced_decoding,
             where=f"{self.root}/",
+            real=read_bytes(self.root / sample.real) if self.with_real else None,
         )
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -142,4 +173,5 @@ class IHarmony4(Dataset):
         raise DataError(f"16 consecutive bad samples from index {index} under {self.root}; check the dataset")
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, counts={self.counts()})"
+        real = ", with_real=True" if self.with_real else ""
+        return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, counts={self.counts()}{real})"

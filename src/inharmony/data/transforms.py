@@ -8,6 +8,10 @@ eval = resize to 224×224. Both normalise with the same :class:`~inharmony.prepr
 ``inharmony test`` scores exactly what ``inharmony predict`` outputs; its pixel choices (decoding,
 interpolation, mask threshold) are :data:`inharmony.preprocessing.EVAL_PIXELS`.
 
+A harmonizer also needs the real (ground-truth harmonized) image on the same pixels:
+:func:`apply_transform` passes it through the same geometry (the same crop and flip in training, the same
+resize in evaluation) and returns it un-normalised, ``float32 (3, H, W)`` RGB in [0, 1] (:func:`to_unit_tensor`).
+
 Example:
     >>> t = train_transform(224)
     >>> image, mask = t(np.zeros((300, 400, 3), np.uint8), np.zeros((300, 400), np.float32))
@@ -28,7 +32,25 @@ import torch
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..preprocessing import EvalPixels, EvalPreprocess, Normalize, size_hw
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PairTransform", "eval_transform", "train_transform"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "PairTransform",
+    "apply_transform",
+    "eval_transform",
+    "to_unit_tensor",
+    "train_transform",
+]
+
+
+def to_unit_tensor(image: np.ndarray) -> torch.Tensor:
+    """RGB ``uint8`` (H, W, 3) → ``float32 (3, H, W)`` in [0, 1], not normalised (a real image's target).
+
+    Example:
+        >>> to_unit_tensor(np.full((2, 3, 3), 255, np.uint8)).shape
+        torch.Size([3, 2, 3])
+    """
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
 
 
 class PairTransform:
@@ -91,7 +113,9 @@ class PairTransform:
             return True
         return float(mask.sum(dtype=np.float64)) > self.min_foreground
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, image: np.ndarray, mask: np.ndarray, real: np.ndarray | None = None) -> tuple[torch.Tensor, ...]:
+        """``(image, mask)``; with ``real`` (RGB ``uint8`` of the image's size) also the real image on the
+        same crop and flip, ``float32 (3, H, W)`` in [0, 1] (not normalised)."""
         # albumentations seeds itself from OS entropy; drawing its seed from torch's RNG makes
         # augmentation follow seed_everything (per DataLoader worker too) and resume exactly.
         seed = int(torch.randint(0, 2**31 - 1, ()).item())
@@ -99,13 +123,18 @@ class PairTransform:
             self.pipeline.set_random_seed(seed)
         rng = np.random.default_rng(seed)
         mask = mask.astype(np.float32, copy=False)
+        extra = {} if real is None else {"real": real}
+        if real is not None and real.shape != image.shape:
+            raise ValueError(f"the real image is {real.shape}, the composite {image.shape}: they must match")
         for _ in range(self.max_draws):
-            out = self.pipeline(image=image, mask=mask)  # a seeded Compose continues its stream: a new draw
+            out = self.pipeline(image=image, mask=mask, **extra)  # a seeded Compose continues its stream: a new draw
             self.draws += 1
             if self._keep(out["mask"], rng):
                 break
         binary = (out["mask"] >= self.threshold).astype(np.float32)
-        return self.normalize(out["image"]), torch.from_numpy(binary[None])
+        if real is None:
+            return self.normalize(out["image"]), torch.from_numpy(binary[None])
+        return self.normalize(out["image"]), torch.from_numpy(binary[None]), to_unit_tensor(out["real"])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.pipeline!r})"
@@ -143,7 +172,8 @@ def train_transform(
                 area_for_downscale="image_mask",
             ),
             A.HorizontalFlip(p=hflip),
-        ]
+        ],
+        additional_targets={"real": "image"},  # a harmonizer's real image takes the same crop and flip
     )
     # The smallest crop has side ≈ sqrt(scale_min * ratio_min) of the image's; keep it ≥ the output.
     shrink = math.sqrt(max(1e-6, scale[0] * min(ratio[0], 1.0)))
@@ -168,3 +198,41 @@ def eval_transform(
     ``pixels`` defaulting to :data:`~inharmony.preprocessing.EVAL_PIXELS`.
     """
     return EvalPreprocess(size, mean, std, pixels)
+
+
+def apply_transform(
+    transform: PairTransform | EvalPreprocess | None,
+    image: np.ndarray,
+    mask: np.ndarray,
+    real: np.ndarray | None = None,
+) -> tuple[object, object, torch.Tensor | None]:
+    """``(image, mask, real)`` through ``transform``; ``real`` (None without one) gets the image's geometry.
+
+    With a :class:`PairTransform` the real image takes the same random crop and flip; with an
+    :class:`~inharmony.preprocessing.EvalPreprocess` the same resize. Without a transform, arrays pass as
+    they are (the real image as its ``uint8`` array).
+
+    Example:
+        >>> rgb = np.zeros((40, 50, 3), np.uint8)
+        >>> image, mask, real = apply_transform(eval_transform(32), rgb, np.ones((40, 50), np.float32), rgb)
+        >>> tuple(real.shape), float(real.max())
+        ((3, 32, 32), 0.0)
+    """
+    if real is None:
+        if transform is None:
+            return image, mask, None
+        image_t, mask_t = transform(image, mask)[:2]
+        return image_t, mask_t, None
+    if real.shape != image.shape:
+        raise ValueError(f"the real image is {real.shape}, the composite {image.shape}: they must match")
+    if transform is None:
+        return image, mask, real
+    if isinstance(transform, PairTransform):
+        return transform(image, mask, real)
+    if isinstance(transform, EvalPreprocess):
+        image_t, mask_t = transform(image, mask)
+        return image_t, mask_t, to_unit_tensor(transform.pipeline(image=real)["image"])
+    raise TypeError(
+        f"cannot carry a real image through {type(transform).__name__}: use a PairTransform (train_transform) "
+        "or an EvalPreprocess (eval_transform)"
+    )

@@ -6,6 +6,8 @@ as in the authors' evaluation code (the rules are in :mod:`inharmony.metrics.fun
 * :mod:`~inharmony.metrics.functional`: per-image kernels (torch + numpy).
 * :mod:`~inharmony.metrics.localization`: the streaming torchmetrics metrics
   (:class:`LocalizationMetrics`, :class:`PerSubsetMetrics`, ``PerImage*``).
+* :mod:`~inharmony.metrics.harmonization`: the harmonization metrics of the iHarmony4 protocol
+  (per-image MSE, fMSE, PSNR on 0–255 RGB: :class:`HarmonizationMetrics`, :class:`PerSubsetHarmonizationMetrics`).
 * :mod:`~inharmony.metrics.report`: the one table renderer (console, markdown, JSON, model card).
 
 The torchmetrics-backed names are imported on first access (PEP 562), so ``import inharmony.metrics``
@@ -40,6 +42,7 @@ from .functional import (
     per_image_scores,
 )
 from .report import (
+    HARMONIZATION_SPECS,
     format_results_table,
     normalise_results,
     order_subsets,
@@ -52,20 +55,25 @@ from .report import (
 
 __all__ = [
     "ALL_ROW",
+    "HARMONIZATION_METRIC_NAMES",
+    "HARMONIZATION_SPECS",
     "METRIC_NAMES",
     "METRIC_SPECS",
     "NORMALIZE_EPS",
     "PROTOCOLS",
     "SCORE_EPS",
     "SUBSET_ORDER",
+    "HarmonizationMetrics",
     "LocalizationMetrics",
     "PerImageAveragePrecision",
     "PerImageF1Score",
     "PerImageIoU",
+    "PerSubsetHarmonizationMetrics",
     "PerSubsetMetrics",
     "average_precision_per_image",
     "f1_per_image",
     "format_results_table",
+    "harmonization_scores",
     "iou_per_image",
     "localization_metrics",
     "normalise_results",
@@ -79,20 +87,25 @@ __all__ = [
     "write_results",
 ]
 
-# Backed by torchmetrics: imported from .localization on first access.
-_LAZY = {
-    "LocalizationMetrics",
-    "PerImageAveragePrecision",
-    "PerImageF1Score",
-    "PerImageIoU",
-    "PerSubsetMetrics",
-    "localization_metrics",
+# Backed by torchmetrics: imported from their module on first access.
+_LAZY_FROM = {
+    "LocalizationMetrics": "localization",
+    "PerImageAveragePrecision": "localization",
+    "PerImageF1Score": "localization",
+    "PerImageIoU": "localization",
+    "PerSubsetMetrics": "localization",
+    "localization_metrics": "localization",
+    "HARMONIZATION_METRIC_NAMES": "harmonization",
+    "HarmonizationMetrics": "harmonization",
+    "PerSubsetHarmonizationMetrics": "harmonization",
+    "harmonization_scores": "harmonization",
 }
+_LAZY = set(_LAZY_FROM)
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.localization"), name)
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY_FROM[name]}"), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

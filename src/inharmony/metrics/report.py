@@ -14,6 +14,12 @@ only (``rich`` when printing), never torch or torchmetrics.
 * Lightning's logged keys ``{"test/ap": .., "test/HCOCO/ap": ..}`` (prefix ``test``, ``val`` or
   ``validate``), or a list of such dicts (what ``trainer.test`` returns).
 
+**Harmonization metrics** (:data:`HARMONIZATION_SPECS`: ``mse``, ``fmse``, ``psnr``, from
+:mod:`inharmony.metrics.harmonization`) go through the same layouts and renderer. They are stored in
+their papers' units (squared 0–255 levels, dB), never scaled. A table shows the localization columns
+when it holds a localization value (or no harmonization value), and the harmonization columns when it
+holds a harmonization value: a mask-free harmonizer (S2AM without mask) gets both.
+
 Metric names are case-insensitive; other keys (``"epoch"``, ``"test/loss"``) are ignored.
 
 **Units.** Results are stored as fractions. A metric whose paper unit is a percentage (AP and IoU:
@@ -38,11 +44,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..constants import ALL_ROW, METRIC_SPECS, SUBSET_ORDER
+from ..constants import ALL_ROW, METRIC_SPECS, SUBSET_ORDER, MetricSpec
 from ..files import atomic_write
 
 __all__ = [
     "COUNT_KEYS",
+    "HARMONIZATION_SPECS",
     "Results",
     "format_results_table",
     "normalise_results",
@@ -60,8 +67,15 @@ COUNT_KEYS = ("images", "empty_target")
 #: Any layout :func:`normalise_results` accepts.
 Results = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
+#: The harmonization metrics of the iHarmony4 protocol, in their papers' units (not fractions).
+HARMONIZATION_SPECS: tuple[MetricSpec, ...] = (
+    MetricSpec("mse", "MSE", 1.0, 2),
+    MetricSpec("fmse", "fMSE", 1.0, 2),
+    MetricSpec("psnr", "PSNR (dB)", 1.0, 2),
+)
 _SPECS = {spec.name: spec for spec in METRIC_SPECS}
-_KEY_ORDER = (*_SPECS, *COUNT_KEYS)
+_HARM = {spec.name: spec for spec in HARMONIZATION_SPECS}
+_KEY_ORDER = (*_SPECS, *_HARM, *COUNT_KEYS)
 _STAGES = ("test", "val", "validate")
 
 
@@ -127,6 +141,8 @@ def _put(table: dict[str, dict[str, float]], subset: str, name: str, value: Any)
     except (TypeError, ValueError) as err:
         raise ValueError(f"metric {subset}/{name} is not a number: {value!r}") from err
     spec = _SPECS.get(name)
+    if name in _HARM and not math.isnan(number) and (number < 0 or math.isinf(number)):
+        raise ValueError(f"metric {subset}/{name} = {value!r} is out of range; expected a finite value >= 0")
     if spec is not None and not math.isnan(number):
         if number > 1.0 and spec.scale != 1.0:
             number /= spec.scale
@@ -134,6 +150,21 @@ def _put(table: dict[str, dict[str, float]], subset: str, name: str, value: Any)
             unit = f"a fraction or in {spec.title}" if spec.scale != 1.0 else "a fraction in [0, 1]"
             raise ValueError(f"metric {subset}/{name} = {value!r} is out of range; expected {unit}")
     table.setdefault(subset, {})[name] = number
+
+
+def table_specs(table: Mapping[str, Mapping[str, float]]) -> tuple[MetricSpec, ...]:
+    """The metric columns of a normalised table: localization, harmonization, or both (see the module notes).
+
+    Example:
+        >>> [s.name for s in table_specs({"All": {"psnr": 30.0}})]
+        ['mse', 'fmse', 'psnr']
+        >>> [s.name for s in table_specs({"All": {"ap": 0.5, "mse": 20.0}})]
+        ['ap', 'f1', 'iou', 'mse', 'fmse', 'psnr']
+    """
+    present = {k for values in table.values() for k, v in values.items() if not math.isnan(v)}
+    has_harm = bool(present & set(_HARM))
+    has_loc = bool(present & set(_SPECS)) or not has_harm
+    return (*(METRIC_SPECS if has_loc else ()), *(HARMONIZATION_SPECS if has_harm else ()))
 
 
 def format_results_table(
@@ -152,14 +183,16 @@ def format_results_table(
         >>> format_results_table({"All": {"ap": 0.8002, "f1": 0.7317, "iou": 0.6785, "images": 7237.0}})
         [['Subset', 'Images', 'AP (%)', 'F1', 'IoU (%)'], ['All', '7237', '80.02', '0.7317', '67.85']]
     """
-    header = ["Subset", *(["Images"] if images else []), *(spec.title for spec in METRIC_SPECS)]
+    table = normalise_results(results)
+    specs = table_specs(table)
+    header = ["Subset", *(["Images"] if images else []), *(spec.title for spec in specs)]
     rows = [header]
-    for subset, values in normalise_results(results).items():
+    for subset, values in table.items():
         row = [subset]
         if images:
             count = values.get("images", math.nan)
             row.append(missing if math.isnan(count) else str(int(count)))
-        for spec in METRIC_SPECS:
+        for spec in specs:
             value = values.get(spec.name, math.nan)
             row.append(missing if math.isnan(value) else spec.format(value))
         rows.append(row)
@@ -263,7 +296,8 @@ def read_results_file(path: str | Path) -> dict[str, dict[str, float]]:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not JSON, or holds no ``ap``, ``f1`` or ``iou`` value.
+        ValueError: the file is not JSON, or holds no metric value (``ap``, ``f1``, ``iou``, ``mse``,
+            ``fmse``, ``psnr``).
     """
     path = Path(path)
     try:
@@ -273,7 +307,7 @@ def read_results_file(path: str | Path) -> dict[str, dict[str, float]]:
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from err
     table = normalise_results(data)
-    if all(math.isnan(values.get(name, math.nan)) for values in table.values() for name in _SPECS):
+    if all(math.isnan(values.get(name, math.nan)) for values in table.values() for name in (*_SPECS, *_HARM)):
         raise ValueError(
             f"{path} holds no 'ap', 'f1' or 'iou' values; expected e.g. "
             '{"ap": 0.80, "f1": 0.73, "iou": 0.68} or {"HCOCO": {"ap": ...}, "All": {...}}'
