@@ -9,12 +9,32 @@ import numpy as np
 from PIL import Image
 
 from inharmony.cli import main
-from inharmony.cli.demo import find_config, trivial_scores
+from inharmony.cli.demo import find_config, read_recipe, trivial_scores
 
 
 def test_packaged_demo_config_is_found():
     config = find_config("demo.yaml")
     assert config.name == "demo.yaml" and "dirl_resnet18" in config.read_text()
+    plan = read_recipe(config)
+    assert plan["max_steps"] >= 300 and plan["has_progress"] and plan["one_cycle"]
+    assert "max_time" not in config.read_text().split("seed_everything")[1]  # no silent time cap
+
+
+def test_step_budget_progress_prints_eta(capsys):
+    from types import SimpleNamespace
+
+    from inharmony.callbacks import StepBudgetProgress
+
+    progress = StepBudgetProgress(every_n_steps=2)
+    trainer = SimpleNamespace(global_step=0, max_steps=4, is_global_zero=True)
+    progress.on_train_start(trainer, None)
+    for step in range(1, 5):
+        trainer.global_step = step
+        progress.on_train_batch_end(trainer, None, None, None, step - 1)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("step 1/4") and "clock started" in lines[0]
+    assert [line.split()[1] for line in lines[1:]] == ["2/4", "4/4"]  # every 2 steps, and the last
+    assert "ETA" in lines[1] and lines[-1].split("ETA ")[1].startswith("0:00")
 
 
 def test_trivial_scores_match_formula():
@@ -29,7 +49,11 @@ def test_trivial_scores_match_formula():
     assert np.isclose(scores["f1"], (2 * 0.5 / 1.5 + 2 / 16 / (1 + 1 / 16)) / 2)
 
 
-def test_short_demo_writes_table_panels_and_report(tmp_path, capsys):
+def test_short_demo_writes_table_panels_and_report(tmp_path, capsys, monkeypatch):
+    from inharmony import inference
+
+    # A CPU without native bf16: the recipe's bf16-mixed would be emulated (slower), so the demo trains fp32.
+    monkeypatch.setattr(inference, "bf16_is_fast", lambda device="cpu": False)
     out = tmp_path / "demo"
     code = main(
         [
@@ -40,6 +64,10 @@ def test_short_demo_writes_table_panels_and_report(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert str(out / "predictions") in printed and "all foreground" in printed
+    # The step budget, not a time cap; progress lines with an ETA end at the budget.
+    assert "2 steps (the budget: no time cap)" in printed
+    assert "32-true (this CPU has no AVX512-BF16/AMX" in printed
+    assert "step 2/2 (100%)" in printed and "ETA 0:00" in printed
 
     results = json.loads((out / "metrics.json").read_text())
     assert list(results) == ["HSynth", "All"]
@@ -68,6 +96,7 @@ def test_short_demo_writes_table_panels_and_report(tmp_path, capsys):
     panels = sorted((out / "predictions").glob("*.png"))
     assert len(panels) == 3
     width, height = Image.open(panels[0]).size
-    assert width == 3 * height  # image | ground truth | prediction
+    assert width == 3 * height and height >= 256  # image | ground truth | prediction, big enough to see
+    assert report["step_budget"] == 2 and report["seconds_per_step"] > 0
     gt = np.asarray(Image.open(panels[0]))[:, height : 2 * height]
     assert set(np.unique(gt)) <= {0, 255} and gt.max() == 255

@@ -45,6 +45,22 @@ class LocalizationTask(L.LightningModule):
             (its paper's Table 3), the test gives one per-subset table per key; the first is the one
             logged as ``test/ap`` and monitored on validation, the others are logged as
             ``test/<key>/ap``. A key the network does not return is an error at the first batch.
+        channels_last: Keep the network's weights and every input batch in the ``channels_last``
+            memory format (faster convolutions with oneDNN on CPU and cuDNN on GPU). Outputs and
+            checkpoints are the same.
+        compile: ``torch.compile`` the network for training and evaluation: ``True`` (inductor,
+            torch's defaults) or a dict of ``torch.compile`` arguments, e.g. ``{"mode":
+            "max-autotune"}`` or ``{"backend": "eager"}``. The first step of each input shape compiles
+            (tens of seconds on CPU); checkpoint keys are unchanged.
+        grad_checkpointing: Recompute the full-resolution stage's activations in backward instead of
+            storing them (``set_grad_checkpointing`` of the network and its parts, e.g. the
+            encoder's stem and ``layer1``): much less memory per image for some extra compute;
+            outputs, gradients and BatchNorm statistics are unchanged.
+
+    Mixed precision is the trainer's: ``trainer.precision: bf16-mixed`` (CPU and GPU) or ``16-mixed``
+    (GPU) runs the network under autocast; the losses compute in float32 whatever the precision.
+    :attr:`inference_precision` (set by ``inharmony test --precision bf16``) tests through
+    :func:`inharmony.inference.optimize` instead of the plain network.
 
     The network is ``self.model``, so checkpoint keys are ``"model.<network key>"``; the model name
     and ``model_kwargs`` are saved as hyper-parameters, so :meth:`load_from_checkpoint` rebuilds
@@ -55,7 +71,12 @@ class LocalizationTask(L.LightningModule):
         >>> out = task(torch.randn(1, 3, 64, 64))
         >>> out["mask"].shape
         torch.Size([1, 1, 64, 64])
+        >>> fast = LocalizationTask("dirl_resnet18", channels_last=True, grad_checkpointing=True)
     """
+
+    inference_precision: str | None = None
+    """``"fp32"``, ``"bf16"`` or ``"fp16"``: test through :func:`inharmony.inference.optimize` (BatchNorm
+    folded, channels_last, autocast) at that precision; ``None`` (default): the plain network."""
 
     def __init__(
         self,
@@ -66,8 +87,13 @@ class LocalizationTask(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: str = "epoch",
         eval_outputs: list[str] | None = None,
+        channels_last: bool = False,
+        compile: bool | dict[str, Any] = False,
+        grad_checkpointing: bool = False,
     ) -> None:
         super().__init__()
+        if not isinstance(compile, (bool, dict)):
+            raise ValueError(f"compile must be true/false or a dict of torch.compile arguments, got {compile!r}")
         if lr_scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"lr_scheduler_interval must be 'epoch' or 'step', got {lr_scheduler_interval!r}")
         outputs = ["mask"] if eval_outputs is None else list(eval_outputs)
@@ -99,11 +125,37 @@ class LocalizationTask(L.LightningModule):
         self.lr_scheduler_interval = lr_scheduler_interval
         self.eval_outputs = outputs
         self._eval_seen = 0
+        self.channels_last = bool(channels_last)
+        self.compile_options: dict[str, Any] | None = (
+            (dict(compile) if isinstance(compile, dict) else {}) if compile is not False else None
+        )
+        self.__dict__["_compiled"] = None  # not a submodule: checkpoint keys stay "model.*"
+        self.__dict__["_inference_model"] = None
+        if grad_checkpointing:
+            parts = [m for m in self.model.modules() if callable(getattr(m, "set_grad_checkpointing", None))]
+            if not parts:
+                raise ValueError(
+                    f"grad_checkpointing: {self.model_name!r} has no set_grad_checkpointing method (nothing to "
+                    "checkpoint); the registered models have one"
+                )
+            for part in parts:
+                part.set_grad_checkpointing(True)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
 
     # ----------------------------------------------------------------------------- forward / steps
     def forward(self, image: torch.Tensor) -> dict[str, Any]:
         """The network's output dict for a normalised ``(B, 3, H, W)`` batch."""
-        return self.model(image)
+        if self.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        return self._network()(image)
+
+    def _network(self) -> nn.Module:
+        if self.compile_options is None:
+            return self.model
+        if self._compiled is None:
+            self.__dict__["_compiled"] = torch.compile(self.model, **self.compile_options)
+        return self._compiled
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         image, target = batch["image"], batch["mask"]
@@ -114,11 +166,13 @@ class LocalizationTask(L.LightningModule):
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, Any]:
         image, target = batch["image"], batch["mask"]
-        outputs = self(image)
+        fast = self._inference_model if stage == "test" else None
+        outputs = fast(image) if fast is not None else self(image)
         loss = self.loss(outputs, target)["loss"]
         self.log(f"{stage}/loss", loss, batch_size=image.shape[0], sync_dist=True)
         keep = self._unpadded(image.shape[0], stage)
-        masks = {name: self._output(outputs, name)[:keep].detach() for name in self.eval_outputs}
+        # float32 whatever the autocast precision: the metrics' per-image sort and sums need it.
+        masks = {name: self._output(outputs, name)[:keep].detach().float() for name in self.eval_outputs}
         result = {"mask": masks[self.eval_outputs[0]], "masks": masks, "target": target[:keep]}
         if "subset" in batch:
             result["subset"] = list(batch["subset"])[:keep]
@@ -151,6 +205,18 @@ class LocalizationTask(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._eval_seen = 0
+
+    def on_test_start(self) -> None:
+        # Built here, after Lightning has loaded --ckpt_path's weights and moved the network.
+        if self.inference_precision is not None:
+            from .inference import optimize
+
+            self.__dict__["_inference_model"] = optimize(
+                self.model, precision=self.inference_precision, channels_last=True
+            )
+
+    def on_test_end(self) -> None:
+        self.__dict__["_inference_model"] = None
 
     def _unpadded(self, batch_size: int, stage: str) -> int:
         """How many samples of this batch are real, not DistributedSampler padding.

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
+from typing import Any
 
-__all__ = ["demo", "find_config", "trivial_scores"]
+from ..errors import TrainingCommandError
+from ..files import atomic_write
+
+__all__ = ["demo", "find_config", "read_recipe", "trivial_scores"]
 
 
 def find_config(name: str) -> Path:
@@ -16,6 +21,37 @@ def find_config(name: str) -> Path:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"config {name!r} not found beside the package; pass --config PATH")
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """What the demo prints about a training config: model, step budget, size, batch, precision, schedule.
+
+    Example:
+        >>> read_recipe(find_config("demo.yaml"))["max_steps"] > 0
+        True
+    """
+    import yaml
+
+    config = yaml.safe_load(Path(path).read_text()) or {}
+    trainer, model = config.get("trainer") or {}, config.get("model") or {}
+    data = (config.get("data") or {}).get("init_args") or config.get("data") or {}
+    scheduler = model.get("lr_scheduler") or {}
+    callbacks = trainer.get("callbacks") or []
+    return {
+        "model": model.get("model", "dirl"),
+        "max_steps": trainer.get("max_steps"),
+        "image_size": data.get("image_size", 224),
+        "batch_size": data.get("batch_size", 8),
+        "precision": trainer.get("precision") or "32-true",
+        "one_cycle": isinstance(scheduler, dict) and str(scheduler.get("class_path", "")).endswith("OneCycleLR"),
+        "has_progress": any(
+            isinstance(c, dict) and str(c.get("class_path", "")).endswith("StepBudgetProgress") for c in callbacks
+        ),
+    }
+
+
+def _wants_precision(overrides: list[str] | None) -> bool:
+    return any(arg.split("=", 1)[0] == "--trainer.precision" for arg in overrides or [])
 
 
 def trivial_scores(masks: list) -> dict[str, float]:
@@ -42,23 +78,29 @@ def demo(
     seed: int = 0,
     steps: int | None = None,
     panels: int = 16,
+    panel_size: int = 256,
     overrides: list[str] | None = None,
 ) -> int:
     """Train and test a small model on synthetic composites (CPU, offline, a few minutes).
 
     Steps: (1) write synthetic composites from scikit-image's bundled photos (no download), some
-    photos held out for test only; (2) train ``configs/demo.yaml``; (3) test the best checkpoint on
-    the held-out photos' composites and print the table next to an "all foreground" predictor;
-    (4) save ``image | ground truth | prediction`` panels. Everything goes to ``--out``.
+    photos held out for test only; (2) train ``configs/demo.yaml`` for its step budget
+    (``trainer.max_steps``; no time cap: a busy machine takes longer, it never trains less), printing
+    progress with an ETA; (3) test the best checkpoint on the held-out photos' composites and print
+    the table next to an "all foreground" predictor; (4) save ``image | ground truth | prediction``
+    panels, enlarged to ``panel_size`` pixels high (nearest neighbour, so the network's pixels stay
+    visible). Everything goes to ``--out``.
 
     Args:
         out: Output folder.
         config: Training config (default: the packaged ``demo.yaml``).
         n: Synthetic composites to make (train + test).
         seed: Seed of the data and of training.
-        steps: Override the config's ``trainer.max_steps``.
+        steps: Step budget: overrides the config's ``trainer.max_steps`` (and the length of a
+            one-cycle learning-rate schedule, which follows the budget).
         panels: Prediction panels to write.
-        overrides: Extra LightningCLI options, given after ``--``, e.g. ``-- --trainer.max_time 00:00:05:00``.
+        panel_size: Height in pixels of each panel's tiles (enlarged by an integer factor, nearest).
+        overrides: Extra LightningCLI options, given after ``--``, e.g. ``-- --trainer.precision 32-true``.
 
     Example:
         inharmony demo --out ./inharmony-demo
@@ -66,6 +108,7 @@ def demo(
     import torch
 
     from ..data.synth import synthesize
+    from ..inference import bf16_is_fast
     from ..metrics.report import print_results_table, results_markdown
     from ..visualize import save_panel
     from .lightning import lightning_cli
@@ -80,24 +123,46 @@ def demo(
 
     common = ["--config", str(recipe), "--data.root", str(data), "--trainer.default_root_dir", str(root / "run"),
               "--seed_everything", str(seed)]  # fmt: skip
-    if steps is not None:
-        common += ["--trainer.max_steps", str(steps)]
+    plan = read_recipe(recipe)
+    budget = plan["max_steps"] if steps is None else steps
+    if budget is None or budget < 1:
+        raise TrainingCommandError(f"the demo needs a step budget: set trainer.max_steps in {recipe} or pass --steps N")
+    common += ["--trainer.max_steps", str(budget)]
+    if plan["one_cycle"]:
+        common += ["--model.lr_scheduler.init_args.total_steps", str(budget)]
+    if plan["precision"].startswith("bf16") and not _wants_precision(overrides) and not bf16_is_fast("cpu"):
+        # bf16 pays only where the CPU has native bf16 dot products; elsewhere it is emulated and slower.
+        common += ["--trainer.precision", "32-true"]
+        plan["precision"] = "32-true (this CPU has no AVX512-BF16/AMX; the recipe's bf16-mixed would be slower)"
     common += list(overrides or [])
-    print(f"[2/4] training {recipe.name}")
+    fit_args = ["fit", *common]
+    if not plan["has_progress"]:  # a config of the user's own: progress lines all the same
+        fit_args += ["--trainer.callbacks+=inharmony.callbacks.StepBudgetProgress"]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"[2/4] training {recipe.name}: {plan['model']}, {budget} steps (the budget: no time cap), "
+        f"{plan['image_size']} px, batch {plan['batch_size']}, {plan['precision']}; load average {load:.1f} "
+        f"on {os.cpu_count()} CPUs (a busy machine makes it slower, never shorter)"
+    )
     fit_start = time.perf_counter()
-    fit = lightning_cli(["fit", *common])
+    fit = lightning_cli(fit_args)
     from ..checkpointing import LastCheckpoint
 
     last = next((c.last_model_path for c in fit.trainer.callbacks if isinstance(c, LastCheckpoint)), "")
     best = fit.trainer.checkpoint_callback.best_model_path or last
     fit_seconds = time.perf_counter() - fit_start
     trained_steps = fit.trainer.global_step
+    if trained_steps < budget:
+        print(f"WARNING: training stopped after {trained_steps} of {budget} steps (a time limit or an early stop)")
 
     print(f"[3/4] testing {Path(best).name} on composites of photos not used in training")
     test = lightning_cli(["test", *common, "--ckpt_path", best, "--out", str(root), "--trainer.logger", "false"])
     results = test.test_results
 
-    print(f"[4/4] writing prediction panels (image | ground truth | prediction) to {root / 'predictions'}")
+    print(
+        f"[4/4] writing prediction panels (image | ground truth | prediction, {plan['image_size']}-px network "
+        f"input enlarged to {panel_size} px, nearest) to {root / 'predictions'}"
+    )
     model = test.model.eval()
     datamodule = test.datamodule
     datamodule.setup("test")
@@ -108,7 +173,7 @@ def demo(
             for image, target, pred, path in zip(batch["image"], batch["mask"], preds, batch["path"], strict=True):
                 masks.append(target)
                 if written < panels:
-                    save_panel(root / "predictions" / f"{Path(path).stem}.png", image, target, pred, 128)
+                    save_panel(root / "predictions" / f"{Path(path).stem}.png", image, target, pred, panel_size)
                     written += 1
 
     trivial = trivial_scores(masks)
@@ -123,17 +188,22 @@ def demo(
         "results": results,
         "trivial_all_foreground": trivial,
         "train_steps": trained_steps,
+        "step_budget": budget,
         "train_seconds": round(fit_seconds, 1),
+        "seconds_per_step": round(fit_seconds / max(1, trained_steps), 3),
+        "load_average": [load, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")],
         "total_seconds": round(total, 1),
         "best_checkpoint": best,
         "config": str(recipe),
         "data": summary,
     }
-    (root / "demo.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    with atomic_write(root / "demo.json", "w") as fh:
+        fh.write(json.dumps(report, indent=2, default=str) + "\n")
     title = f"demo: {fit.model.model_name}, {trained_steps} steps, {fit_seconds / 60:.1f} min"
     md = results_markdown(results, title=title)
     md += "\n" + results_markdown({"all foreground (trivial)": trivial}, title="trivial predictor") + f"\n{verdict}\n"
-    (root / "metrics.md").write_text(md)
+    with atomic_write(root / "metrics.md", "w") as fh:
+        fh.write(md)
     print(f"\n{verdict}")
     print(f"done in {total / 60:.1f} min ({trained_steps} training steps in {fit_seconds / 60:.1f} min)")
     print(f"table: {root / 'metrics.md'} and {root / 'metrics.json'}; panels: {root / 'predictions'}")

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .encoders import checkpointed
+
 __all__ = [
     "LOGIT_INITIAL_MASK",
     "ConvGRUCell",
@@ -301,6 +303,7 @@ class RecurrentSelfReasoning(nn.Module):
             if upsample == "convex"
             else None
         )
+        self.grad_checkpointing = False
 
     def initial_state(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(M^0, base)`` for maps shaped like ``like`` ``(B, C, h, w)``: ``M^0`` is derived from the base.
@@ -358,7 +361,11 @@ class RecurrentSelfReasoning(nn.Module):
                 mask = torch.sigmoid(base)
             else:
                 mask = base = (mask + delta).clamp(0.0, 1.0)
-            upsampled.append(self._upsample(mask, hidden))
+            if self.grad_checkpointing and self.upsample_head is not None:
+                # The convex weights are 9·factor² channels at 1/factor² of the pixels: 9 full-resolution maps.
+                upsampled.append(checkpointed(self._upsample, mask, hidden, modules=[]))
+            else:
+                upsampled.append(self._upsample(mask, hidden))
         return mask, upsampled
 
     def _upsample(self, mask: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:

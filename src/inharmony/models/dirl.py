@@ -25,7 +25,7 @@ from torch import nn
 from ._hub import HubMixin
 from ._input import check_input
 from ._registry import PretrainedCfg, register_model
-from .encoders import ResNetEncoder
+from .encoders import ResNetEncoder, checkpointed
 
 __all__ = ["DIRL", "dirl", "dirl_resnet18"]
 
@@ -146,10 +146,17 @@ class BidirectionalFeatureIntegration(nn.Module):
             ]
         )
 
+        self.grad_checkpointing = False
+
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         first, *middle, last = self.levels
-        out = [first(feats[0], feats[1])]
-        out += [block(feats[i], feats[i + 1], feats[i + 2]) for i, block in enumerate(middle)]
+        # The first two blocks read the stride-1 feature: the full-resolution stage.
+        if self.grad_checkpointing:
+            out = [checkpointed(first, feats[0], feats[1], modules=[first])]
+            out.append(checkpointed(middle[0], feats[0], feats[1], feats[2], modules=[middle[0]]))
+        else:
+            out = [first(feats[0], feats[1]), middle[0](feats[0], feats[1], feats[2])]
+        out += [block(feats[i], feats[i + 1], feats[i + 2]) for i, block in enumerate(middle) if i > 0]
         out.append(last(feats[3], feats[4]))
         return out
 
@@ -218,11 +225,17 @@ class GlobalContextDecoder(nn.Module):
         # blocks[i] consumes the level at stride 2**(i + 1): 2, 4, 8.
         self.blocks = nn.ModuleList(GuidedDecoderBlock(channels) for _ in range(3))
         self.head = nn.Conv2d(channels, 1, kernel_size=1)
+        self.grad_checkpointing = False
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         up = bottom = feats[4]
         for level in (3, 2, 1):
             up, bottom = self.blocks[level - 1](feats[level], up, bottom)
+        if self.grad_checkpointing:  # the ×2 upsampled map is full resolution
+            return checkpointed(self._full_resolution_head, up, modules=[])
+        return self._full_resolution_head(up)
+
+    def _full_resolution_head(self, up: torch.Tensor) -> torch.Tensor:
         return self.head(_upsample_bilinear(up))
 
 
@@ -264,14 +277,37 @@ class DIRL(HubMixin, nn.Module):
             MaskGuidedDualAttention(decoder_channels) for _ in self.encoder.channels
         )
         self.decoder = GlobalContextDecoder(decoder_channels)
+        self.grad_checkpointing = False
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the full-resolution stage in backward instead of storing its activations.
+
+        Covers the encoder's stem and ``layer1``, the two BFI blocks that read the stride-1 feature,
+        the stride-1 MDA and the decoder's full-resolution head: the activations that dominate a
+        training step's memory. Costs about one more forward of those parts per step; outputs,
+        gradients and BatchNorm statistics are unchanged.
+
+        Example:
+            >>> model = DIRL(backbone="resnet18")
+            >>> model.set_grad_checkpointing()
+            >>> model(torch.randn(2, 3, 32, 32))["mask"].shape
+            torch.Size([2, 1, 32, 32])
+        """
+        self.grad_checkpointing = bool(enable)
+        self.encoder.set_grad_checkpointing(enable)
+        self.fusion.grad_checkpointing = bool(enable)
+        self.decoder.grad_checkpointing = bool(enable)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         check_input(x, SIZE_MULTIPLE)
         size = x.shape[-2:]
         feats = self.fusion(self.encoder(x))
         attended, maps = [], []
-        for feat, mda in zip(feats, self.attention, strict=True):
-            feat, attention = mda(feat)
+        for level, (feat, mda) in enumerate(zip(feats, self.attention, strict=True)):
+            if level == 0 and self.grad_checkpointing:
+                feat, attention = checkpointed(mda, feat, modules=[mda])
+            else:
+                feat, attention = mda(feat)
             attended.append(feat)
             maps.append(F.interpolate(attention, size=size, mode="bilinear", align_corners=False))
         mask = torch.sigmoid(self.decoder(attended))

@@ -9,16 +9,68 @@ is why DIRL costs ~200 GFLOPs at 224×224.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import timm
 import torch
+import torch.utils.checkpoint
 from timm.models.resnet import BasicBlock
 from torch import nn
 
 from ._download import ensure_hub_file_available
 
-__all__ = ["BACKBONE_WEIGHTS", "ResNetEncoder"]
+__all__ = ["BACKBONE_WEIGHTS", "ResNetEncoder", "checkpointed"]
+
+
+def checkpointed(fn: Callable[..., Any], *args: Any, modules: Sequence[nn.Module]) -> Any:
+    """``fn(*args)`` under activation checkpointing: its activations are recomputed in backward.
+
+    Outputs and gradients equal the plain call's. BatchNorm layers inside ``modules`` see the
+    batch twice (forward, then the recomputation in backward); their running statistics are put
+    back after the recomputation, so they are updated once, exactly as without checkpointing.
+    Without gradients (evaluation, ``torch.no_grad``) this is a plain call.
+
+    Args:
+        fn: The computation (a module or a function of ``args``).
+        *args: Its inputs.
+        modules: The modules whose BatchNorm statistics ``fn`` updates.
+
+    Example:
+        >>> block = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4))
+        >>> y = checkpointed(block, torch.randn(2, 3, 8, 8), modules=[block])
+        >>> y.shape
+        torch.Size([2, 4, 8, 8])
+    """
+    if not torch.is_grad_enabled():
+        return fn(*args)
+    guard = functools.partial(_checkpoint_contexts, tuple(modules))
+    return torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False, context_fn=guard)
+
+
+def _checkpoint_contexts(modules: tuple[nn.Module, ...]) -> tuple[contextlib.AbstractContextManager, Any]:
+    return contextlib.nullcontext(), _batchnorm_stats_kept(modules)
+
+
+@contextlib.contextmanager
+def _batchnorm_stats_kept(modules: tuple[nn.Module, ...]) -> Iterator[None]:
+    norms = [
+        m
+        for module in modules
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats
+    ]
+    saved = [[b.detach().clone() for b in m.buffers(recurse=False)] for m in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, values in zip(norms, saved, strict=True):
+                for buffer, value in zip(m.buffers(recurse=False), values, strict=True):
+                    buffer.copy_(value)
 
 # ImageNet weights the papers used: torchvision's, which timm publishes under these tags.
 BACKBONE_WEIGHTS = {
@@ -61,11 +113,26 @@ class ResNetEncoder(nn.Module):
         self.layer4 = resnet.layer4
         self.pool5 = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layer5 = nn.Sequential(*(BasicBlock(512, 512) for _ in range(3)))
+        self.grad_checkpointing = False
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the full-resolution stage (stem + ``layer1``) in backward instead of storing it.
+
+        At full resolution ``layer1`` holds most of a training step's activation memory; with this on
+        its activations are recomputed (one more ``layer1`` forward per step). Outputs, gradients and
+        BatchNorm statistics are unchanged (:func:`checkpointed`).
+        """
+        self.grad_checkpointing = bool(enable)
+
+    def _full_resolution(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer1(self.stem_act(self.stem_bn(self.stem_conv(x))))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Features ``[f1, f2, f4, f8, f16]`` (64, 128, 256, 512, 512 channels)."""
-        x = self.stem_act(self.stem_bn(self.stem_conv(x)))
-        f1 = self.layer1(x)
+        if self.grad_checkpointing:
+            f1 = checkpointed(self._full_resolution, x, modules=[self.stem_bn, self.layer1])
+        else:
+            f1 = self._full_resolution(x)
         f2 = self.layer2(f1)
         f4 = self.layer3(f2)
         f8 = self.layer4(f4)

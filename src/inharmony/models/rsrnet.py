@@ -25,7 +25,7 @@ from ._hub import HubMixin
 from ._input import check_input
 from ._registry import PretrainedCfg, register_model
 from ._rsr import RecurrentSelfReasoning, SimilarityReasoning, _check_choice
-from .encoders import ResNetEncoder
+from .encoders import ResNetEncoder, checkpointed
 
 __all__ = ["TABLE2_ROWS", "TABLE2_ROW_NAMES", "RSRNet", "rsrnet", "rsrnet_resnet18", "table2_options"]
 
@@ -103,14 +103,19 @@ class GuidedUNetDecoder(nn.Module):
         )
         self.head = nn.Conv2d(channels[-1], 1, 1)
         self.out_channels = channels[-1]
+        self.grad_checkpointing = False
 
     def forward(
         self, feats: list[torch.Tensor], guide: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(features at stride 1, mask logits)``."""
         x = feats[4]
-        for stage, skip in zip(self.stages, feats[3::-1], strict=True):
-            x = stage(x, skip, guide)
+        last = len(self.stages) - 1
+        for i, (stage, skip) in enumerate(zip(self.stages, feats[3::-1], strict=True)):
+            if i == last and self.grad_checkpointing:  # the stride-1 stage
+                x = checkpointed(stage, x, skip, guide, modules=[stage])
+            else:
+                x = stage(x, skip, guide)
         return x, self.head(x)
 
 
@@ -370,6 +375,26 @@ class RSRNet(HubMixin, nn.Module):
             self.encoder.channels, decoder_channels, guidance="none" if rsr == "none" else guidance
         )
         self.gate = CombinationGate(self.decoder.out_channels) if combination == "learned" else None
+        self.grad_checkpointing = False
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the full-resolution stage in backward instead of storing its activations.
+
+        Covers the encoder's stem and ``layer1``, the decoder's stride-1 stage, the combination gate
+        and the RSR module's ×8 convex upsampling of every iteration's mask: the activations that
+        dominate a training step's memory. Outputs, gradients and BatchNorm statistics are unchanged.
+
+        Example:
+            >>> model = RSRNet(backbone="resnet18", iterations=2)
+            >>> model.set_grad_checkpointing()
+            >>> model(torch.randn(2, 3, 32, 32))["mask"].shape
+            torch.Size([2, 1, 32, 32])
+        """
+        self.grad_checkpointing = bool(enable)
+        self.encoder.set_grad_checkpointing(enable)
+        self.decoder.grad_checkpointing = bool(enable)
+        if isinstance(self.rsr, RecurrentSelfReasoning):
+            self.rsr.grad_checkpointing = bool(enable)
 
     @classmethod
     def from_table2_row(cls, row: int, **kwargs: Any) -> RSRNet:
@@ -410,7 +435,10 @@ class RSRNet(HubMixin, nn.Module):
             return out
         mask_rsr = rsr_masks[-1]
         if self.gate is not None:
-            gate = self.gate(dec_feature, mask_dec, mask_rsr)
+            if self.grad_checkpointing:
+                gate = checkpointed(self.gate, dec_feature, mask_dec, mask_rsr, modules=[])
+            else:
+                gate = self.gate(dec_feature, mask_dec, mask_rsr)
             mask = gate * mask_dec + (1 - gate) * mask_rsr
         elif self.combination == "average":
             mask = 0.5 * (mask_dec + mask_rsr)
