@@ -134,6 +134,44 @@ def test_ap_kernel_chunked_equals_unchunked(monkeypatch):
     assert torch.equal(average_precision_per_image(scores, labels), whole)
 
 
+def test_cpu_kernel_chunks_buffers_and_the_tensor_kernel_agree(monkeypatch):
+    # The CPU path (a radix sort per row, chunks of rows, buffers kept between calls) against the
+    # batched tensor path used on GPUs and against scikit-learn, with many ties and several sizes.
+    import inharmony.metrics.functional as m
+
+    g = torch.Generator().manual_seed(11)
+    scores = (torch.randint(0, 40, (7, 300), generator=g).float() / 39).clamp(0, 1)
+    labels = torch.rand(7, 300, generator=g) < 0.3
+    labels[2] = False  # no positive: NaN
+    batched = m._average_precision_rows_batched(scores, labels)
+    whole = average_precision_per_image(scores, labels)
+    monkeypatch.setattr(m, "_CPU_CHUNK_PIXELS", 600)  # two rows per chunk
+    chunked = average_precision_per_image(scores, labels)
+    assert torch.equal(chunked.nan_to_num(-1), whole.nan_to_num(-1))
+    assert torch.allclose(whole, batched, atol=1e-12, equal_nan=True)
+    for i in (0, 1, 3, 6):
+        ref = average_precision_score(labels[i].numpy(), scores[i].numpy())
+        assert abs(float(whole[i]) - ref) < 1e-12
+    assert math.isnan(float(whole[2]))
+    # a different row length after the buffers were kept for 300 pixels
+    small = average_precision_per_image(scores[:, :50], labels[:, :50])
+    assert abs(float(small[0]) - average_precision_score(labels[0, :50].numpy(), scores[0, :50].numpy())) < 1e-12
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.7])
+def test_f1_iou_counts_at_any_threshold_equal_the_float32_comparison(threshold):
+    # F1/IoU counts come from the sorted keys on CPU: compare with torch's own `preds > threshold`.
+    g = torch.Generator().manual_seed(5)
+    preds = (torch.randint(0, 11, (4, 1, 16, 16), generator=g).float() / 10).clamp(0, 1)  # values on the threshold
+    target = (torch.rand(4, 1, 16, 16, generator=g) < 0.4).float()
+    ours = per_image_scores(preds, target, protocol="raw", threshold=threshold)
+    alone = per_image_scores(preds, target, protocol="raw", threshold=threshold, metrics=("f1", "iou"))  # no sort
+    binary, truth = (preds > threshold).flatten(1), target.flatten(1) > 0.5
+    tp = (binary & truth).sum(1).double()
+    iou = tp / (binary.sum(1) + truth.sum(1) - tp + 1e-6)
+    assert torch.allclose(ours["iou"], iou, atol=0, rtol=0) and torch.equal(ours["f1"], alone["f1"])
+
+
 def test_minus_zero_and_extremes_are_ordinary_scores():
     scores = torch.tensor([[-0.0, 0.0, 1.0, 1e-30, 0.5]])
     labels = torch.tensor([[True, False, True, False, False]])

@@ -22,7 +22,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -132,16 +134,22 @@ class Section:
         scale = _UNIT_SCALE.get(self.unit, 1.0)
         extras = list(dict.fromkeys(k for row in self.contenders for k in row.extra))
         per = f" {self.per}" if self.per else ""
-        head = f"  {'contender':<28} {'median ' + self.unit + per:>16} {'best':>9}"
-        head += f" {'vs ' + self.baseline:>14}" if self.baseline else ""
-        head += "".join(f" {k:>12}" for k in extras)
+        width = max([28, *(len(row.name) for row in self.contenders)])
+        ratio_head = f"vs {self.baseline}" if self.baseline and len(self.baseline) <= 20 else "ratio"
+        ratio_width = max(14, len(ratio_head))
+        widths = [max(12, len(k)) for k in extras]
+        head = f"  {'contender':<{width}} {'median ' + self.unit + per:>16} {'best':>9}"
+        head += f" {ratio_head:>{ratio_width}}" if self.baseline else ""
+        head += "".join(f" {k:>{w}}" for k, w in zip(extras, widths, strict=True))
         out = [f"{self.title}", head]
         for row in self.contenders:
-            line = f"  {row.name:<28} {row.median_s * scale:>16.4g} {row.best_s * scale:>9.4g}"
+            line = f"  {row.name:<{width}} {row.median_s * scale:>16.4g} {row.best_s * scale:>9.4g}"
             if self.baseline:
-                line += f" {self.ratio(row.name):>13.2f}x"
-            line += "".join(f" {_fmt(row.extra.get(k)):>12}" for k in extras)
+                line += f" {self.ratio(row.name):>{ratio_width - 1}.2f}x"
+            line += "".join(f" {_fmt(row.extra.get(k)):>{w}}" for k, w in zip(extras, widths, strict=True))
             out.append(line)
+        if self.baseline and ratio_head == "ratio":
+            out.append(f"  ratio: {self.baseline}'s median / the contender's (> 1: faster)")
         out += [f"  note: {n}" for n in self.notes]
         return out
 
@@ -162,6 +170,7 @@ class BenchReport:
     env: dict[str, Any]
     sections: list[Section] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # printed after the sections (figures from ``results``)
 
     def section(self, title: str, unit: str = "ms", baseline: str | None = None, per: str = "") -> Section:
         """Start a new section (a workload) and return it."""
@@ -181,10 +190,16 @@ class BenchReport:
     def finish(self, json_path: str | None = None) -> int:
         """Print the report (header, sections, load at end); write it as JSON to ``json_path``; return 0."""
         self.env["load_end"] = _load()
+        self.env.setdefault("date", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+        if Path(sys.argv[0]).name == "inharmony" and sys.argv[1:2] == ["bench"]:  # the console script
+            self.env.setdefault("command", shlex.join(["inharmony", *sys.argv[1:]]))
         print(self.header())
         for sec in self.sections:
             print()
             print("\n".join(sec.lines()))
+        if self.notes:
+            print()
+            print("\n".join(self.notes))
         print(f"\nload average {self.env['load_end']:.2f} at end (a busy machine inflates the times)")
         if json_path:
             from ..files import atomic_write_bytes
@@ -200,6 +215,7 @@ class BenchReport:
             "env": self.env,
             "sections": [s.to_dict() for s in self.sections],
             "results": self.results,
+            "notes": self.notes,
         }
 
 

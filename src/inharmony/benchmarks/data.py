@@ -8,14 +8,19 @@ and a warm cache. ``--root`` measures an existing tree instead of synthetic imag
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+
+from ._report import BenchReport, environment, time_interleaved
 
 NAME = "data"
 HELP = "Data loading: images/s for train/eval pipelines (reduced decoding on/off), le50 index time cold/cached."
+SMOKE_ARGS = ["--sizes", "64x96", "--per-size", "2", "--workers", "0", "--batch-size", "2", "--image-size", "32",
+              "--repeats", "1", "--le50-n", "4", "--le50-size", "32x48"]  # fmt: skip
+QUICK_ARGS = ["--sizes", "480x640,2000x3000", "--per-size", "8", "--le50-n", "200"]
 
 
 def _hw(text: str) -> tuple[int, int]:
@@ -52,24 +57,23 @@ def _write_tree(root: Path, sizes: list[tuple[int, int]], per_size: int) -> dict
     return groups
 
 
-def _throughput(root, samples, transform, reduced: bool, batch_size: int, workers: int, repeats: int) -> float:
+def _loader(root, samples, transform, reduced: bool, batch_size: int, workers: int):
     from torch.utils.data import DataLoader
 
     from ..data import IHarmony4
 
     ds = IHarmony4(root, samples=samples, transform=transform, reduced_decoding=reduced)
-    loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, shuffle=False,
-                        persistent_workers=workers > 0)  # fmt: skip
-    rates = []
-    for _ in range(repeats + 1):  # the first pass warms the workers and the page cache
-        start = time.perf_counter()
-        n = sum(len(batch["path"]) for batch in loader)
-        rates.append(n / (time.perf_counter() - start))
-    return statistics.median(rates[1:])
+    return DataLoader(ds, batch_size=batch_size, num_workers=workers, shuffle=False,
+                      persistent_workers=workers > 0)  # fmt: skip
 
 
-def _stage_timings(root: Path, sample, image_size: int, repeats: int) -> dict[str, float]:
-    """Milliseconds per stage for one sample, in this process (best of ``repeats``)."""
+def _one_pass(loader) -> None:
+    for _ in loader:
+        pass
+
+
+def _stage_timings(root: Path, sample, image_size: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per stage for one sample, in this process (``repeats`` timings each, interleaved)."""
     from ..data import eval_transform
     from ..data.decode import read_bytes, read_mask_array
     from ..preprocessing import decode_image
@@ -85,18 +89,10 @@ def _stage_timings(root: Path, sample, image_size: int, repeats: int) -> dict[st
         "decode mask PNG": lambda: read_mask_array(mask),
         "eval transform (after its decode)": lambda: transform(image, image[..., 0].astype("float32") / 255),
     }
-    out = {}
-    for name, fn in stages.items():
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        out[name] = 1000 * min(times)
-    return out
+    return time_interleaved(stages, repeats)
 
 
-def _le50_timing(n: int, size: str, repeats: int, tmp: Path) -> tuple[float, float]:
+def _le50_timing(n: int, size: str, repeats: int, tmp: Path) -> tuple[list[float], list[float]]:
     import cv2
     import numpy as np
 
@@ -127,7 +123,7 @@ def _le50_timing(n: int, size: str, repeats: int, tmp: Path) -> tuple[float, flo
         start = time.perf_counter()
         IHarmony4(root, "train", le50=True, cache_dir=cache)
         warm.append(time.perf_counter() - start)
-    return cold, statistics.median(warm)
+    return [cold], warm
 
 
 def run(
@@ -141,13 +137,15 @@ def run(
     repeats: int = 3,
     le50_n: int = 1000,
     le50_size: str = "480x640",
+    json: str | None = None,
 ) -> int:
     """Data loading: images/s for train/eval pipelines (reduced decoding on/off), le50 index time cold/cached.
 
     Writes a synthetic iHarmony4-like tree (photos upscaled to ``--sizes``) into a temporary folder,
-    or reads ``--root``, and measures images/s through a DataLoader for the train and eval pipelines,
-    with and without reduced JPEG decoding; then the time per stage for one sample, and the time to
-    index ``--le50-n`` masks for le50 with a cold and a warm cache.
+    or reads ``--root``, and times a DataLoader pass per image for the train and eval pipelines with
+    full decoding (the authors' pixels, the baseline) and reduced JPEG decoding, interleaved; then
+    the time per stage for one sample, and the time to index ``--le50-n`` masks for le50 with a cold
+    and a warm cache.
 
     Args:
         root: Measure this iHarmony4 tree (default: synthetic images).
@@ -160,14 +158,15 @@ def run(
         repeats: Passes per figure; the median is reported.
         le50_n: Masks for the le50 timing (0 = skip).
         le50_size: ``HxW`` of those masks.
+        json: Also write the report as JSON to this path.
 
     Example:
         inharmony bench data --sizes 480x640,4000x6000 --workers 2
     """
     from ..data import build_index, eval_transform, train_transform
 
-    print(f"cores: {os.cpu_count()} (load average {os.getloadavg()[0]:.1f}); workers {workers}, "
-          f"batch {batch_size}, output {image_size}px, median of {repeats} passes")  # fmt: skip
+    report = BenchReport(NAME, environment("cpu"))
+    report.env["workers"] = workers
     pipelines = {"train": train_transform(image_size), "eval": eval_transform(image_size)}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -178,18 +177,32 @@ def run(
             tree = tmp / "tree"
             start = time.perf_counter()
             groups = _write_tree(tree, [_hw(s) for s in sizes.split(",")], per_size)
-            print(f"wrote synthetic JPEGs in {time.perf_counter() - start:.1f}s")
-        print(f"{'images':<24} {'pipeline':<8} {'reduced decoding':>17} {'full decoding':>14}  (images/s)")
+            report.notes.append(f"wrote the synthetic JPEGs in {time.perf_counter() - start:.1f}s")
         for key, samples in groups.items():
             for name, transform in pipelines.items():
-                fast = _throughput(tree, samples, transform, True, batch_size, workers, repeats)
-                slow = _throughput(tree, samples, transform, False, batch_size, workers, repeats)
-                print(f"{key:<24} {name:<8} {fast:>17.1f} {slow:>14.1f}")
+                loaders = {
+                    "full decoding": _loader(tree, samples, transform, False, batch_size, workers),
+                    "reduced decoding": _loader(tree, samples, transform, True, batch_size, workers),
+                }
+                # The warm-up pass starts the workers and fills the page cache.
+                times = time_interleaved({k: partial(_one_pass, v) for k, v in loaders.items()}, repeats)
+                section = report.section(
+                    f"{key} JPEGs, {name} pipeline to {image_size}px, batch {batch_size}, {workers} workers",
+                    unit="ms",
+                    baseline="full decoding",
+                    per="/img",
+                )
+                for label, seconds in times.items():
+                    per_image = [s / len(samples) for s in seconds]
+                    section.add(label, per_image, **{"images/s": round(1 / statistics.median(per_image), 1)})
+                del loaders
         key, samples = list(groups.items())[-1]
-        print(f"per-sample stages, one process, {key} (ms, best of {repeats}):")
-        for name, ms in _stage_timings(tree, samples[0], image_size, repeats).items():
-            print(f"  {name:<40} {ms:8.1f}")
+        section = report.section(f"per-sample stages, one process, {key}", unit="ms", per="/img")
+        for name, seconds in _stage_timings(tree, samples[0], image_size, repeats).items():
+            section.add(name, seconds)
         if le50_n:
             cold, warm = _le50_timing(le50_n, le50_size, repeats, tmp)
-            print(f"le50 index of {le50_n} masks ({le50_size}): cold {cold:.2f}s, cached {warm:.3f}s")
-    return 0
+            section = report.section(f"le50 index of {le50_n} masks ({le50_size})", unit="s", baseline="cold")
+            section.add("cold", cold)
+            section.add("cached", warm)
+    return report.finish(json)

@@ -16,6 +16,7 @@ import time
 
 NAME = "eval_pixels"
 HELP = "Scores and decode time of one model with the official (authors') vs the fast evaluation pixels."
+SMOKE_ARGS = ["--n", "1", "--sizes", "96x128", "--image-size", "32"]
 
 
 def _composites(n: int, sizes: list[tuple[int, int]], photos: str | None, seed: int) -> list[tuple[str, bytes, bytes]]:
@@ -53,31 +54,37 @@ def _composites(n: int, sizes: list[tuple[int, int]], photos: str | None, seed: 
     return out
 
 
-def _evaluate(model, items, prep, device: str) -> tuple[dict[str, float], float, list]:
-    """Mean AP/F1/IoU, median decode + preprocess seconds per image, and the (image, target) tensors."""
-    import statistics
+def _evaluate(model, items, preps: dict, device: str) -> tuple[dict, dict, dict]:
+    """Per preset: mean AP/F1/IoU, decode + preprocess seconds of every image, and the (image, target) tensors.
 
+    The presets take turns image by image, so that load changes hit both alike.
+    """
     import torch
 
     from ..data.decode import decode_pair
     from ..metrics import per_image_scores
 
-    sums: dict[str, list[float]] = {"ap": [], "f1": [], "iou": []}
-    seconds, tensors = [], []
-    for name, composite, mask in items:
-        start = time.perf_counter()
-        image, target = decode_pair(composite, mask, name, name, min_side=prep.min_source_side)
-        x, y = prep(image, target)
-        seconds.append(time.perf_counter() - start)
-        tensors.append((x, y))
-        with torch.inference_mode():
-            out = model(x[None].to(device))
-        pred = (out["mask"] if isinstance(out, dict) else out).float().cpu()
-        for key, value in per_image_scores(pred, y[None]).items():
-            if not torch.isnan(value).any():
-                sums[key].append(float(value[0]))
-    means = {key: sum(v) / len(v) if v else float("nan") for key, v in sums.items()}
-    return means, statistics.median(seconds), tensors
+    scores: dict[str, dict[str, list[float]]] = {name: {"ap": [], "f1": [], "iou": []} for name in preps}
+    seconds: dict[str, list[float]] = {name: [] for name in preps}
+    tensors: dict[str, list] = {name: [] for name in preps}
+    for item_name, composite, mask in items:
+        for name, prep in preps.items():
+            start = time.perf_counter()
+            image, target = decode_pair(composite, mask, item_name, item_name, min_side=prep.min_source_side)
+            x, y = prep(image, target)
+            seconds[name].append(time.perf_counter() - start)
+            tensors[name].append((x, y))
+            with torch.inference_mode():
+                out = model(x[None].to(device))
+            pred = (out["mask"] if isinstance(out, dict) else out).float().cpu()
+            for key, value in per_image_scores(pred, y[None]).items():
+                if not torch.isnan(value).any():
+                    scores[name][key].append(float(value[0]))
+    means = {
+        name: {key: sum(v) / len(v) if v else float("nan") for key, v in per_key.items()}
+        for name, per_key in scores.items()
+    }
+    return means, seconds, tensors
 
 
 def run(
@@ -90,6 +97,7 @@ def run(
     seed: int = 0,
     device: str = "cpu",
     trust_checkpoint: bool = False,
+    json: str | None = None,
 ) -> int:
     """Scores and decode time of one model with the official (authors') vs the fast evaluation pixels.
 
@@ -107,21 +115,22 @@ def run(
         seed: Seed of the synthetic composites.
         device: Where the model runs.
         trust_checkpoint: Allow pickled objects in a ``.ckpt`` you made yourself.
+        json: Also write the report as JSON to this path.
 
     Example:
         inharmony bench eval_pixels --weights runs/demo/best.ckpt --n 8 --sizes 2000x3000,3000x4000
     """
-    import torch
-
     from ..hub import load
     from ..models import create_model
     from ..preprocessing import PIXEL_PRESETS, EvalPreprocess
+    from ._report import BenchReport, environment
 
+    report = BenchReport(NAME, environment(device))
     if weights:
         net = load(model, weights, trust_checkpoint=trust_checkpoint)
     else:
         net = create_model(model, pretrained=False)
-        print("no --weights: a randomly initialised model (the scores below mean nothing)")
+        report.notes.append("no --weights: a randomly initialised model (the scores mean nothing)")
     net = net.eval().to(device)
     cfg = getattr(net, "pretrained_cfg", None)
     if image_size is None:
@@ -129,22 +138,35 @@ def run(
     shapes = [tuple(int(v) for v in s.lower().split("x")) for s in sizes.split(",")]
     start = time.perf_counter()
     items = _composites(n, shapes, photos, seed)
-    print(f"{len(items)} synthetic composites ({sizes}) made in {time.perf_counter() - start:.1f}s; "
-          f"model {model}, input {image_size}px, {torch.get_num_threads()} torch threads")  # fmt: skip
-    rows, tensors = {}, {}
-    for name, pixels in PIXEL_PRESETS.items():
-        prep = EvalPreprocess(image_size, mean=getattr(cfg, "mean", None) or (0.485, 0.456, 0.406),
-                              std=getattr(cfg, "std", None) or (0.229, 0.224, 0.225), pixels=pixels)  # fmt: skip
-        scores, seconds, tensors[name] = _evaluate(net, items, prep, device)
-        rows[name] = {**scores, "ms": 1000 * seconds}
-    official, fast = rows["official"], rows["fast"]
-    rows["fast - official"] = {key: fast[key] - official[key] for key in official}
-    print(f"{'pixels':<16} {'AP (%)':>8} {'F1':>8} {'IoU (%)':>8} {'decode+preprocess (ms/image)':>30}")
-    for name, row in rows.items():
-        print(f"{name:<16} {100 * row['ap']:>8.2f} {row['f1']:>8.4f} {100 * row['iou']:>8.2f} {row['ms']:>30.1f}")
-    pairs = list(zip(tensors["official"], tensors["fast"], strict=True))
-    input_diff = max(float((a[0] - b[0]).abs().max()) for a, b in pairs)
-    mask_diff = [int((a[1] != b[1]).sum()) for a, b in pairs]
-    print(f"inputs differ by up to {input_diff:.3f} (normalised units); ground-truth pixels that differ at "
-          f"{image_size}px: {sum(mask_diff) / len(mask_diff):.1f} per image (max {max(mask_diff)})")  # fmt: skip
-    return 0
+    report.notes.append(f"{len(items)} synthetic composites ({sizes}) made in {time.perf_counter() - start:.1f}s; "
+                        f"model {model}, input {image_size}px")  # fmt: skip
+    mean = getattr(cfg, "mean", None) or (0.485, 0.456, 0.406)
+    std = getattr(cfg, "std", None) or (0.229, 0.224, 0.225)
+    preps = {name: EvalPreprocess(image_size, mean=mean, std=std, pixels=px) for name, px in PIXEL_PRESETS.items()}
+    scores, seconds, tensors = _evaluate(net, items, preps, device)
+    section = report.section(
+        f"{model} at {image_size}px on {sizes} photos: decode+preprocess (ms/image), AP (%), F1, IoU (%)",
+        unit="ms",
+        baseline="official" if "official" in seconds else None,
+        per="/img",
+    )
+    for name, times in seconds.items():
+        row = scores[name]
+        section.add(name, times, **{"AP (%)": round(100 * row["ap"], 2), "F1": round(row["f1"], 4),
+                                    "IoU (%)": round(100 * row["iou"], 2)})  # fmt: skip
+    report.results["scores"] = scores
+    if {"official", "fast"} <= set(scores):
+        official, fast = scores["official"], scores["fast"]
+        delta = {key: fast[key] - official[key] for key in official}
+        report.results["fast - official"] = delta
+        section.notes.append(f"fast - official: AP {100 * delta['ap']:+.2f} points, F1 {delta['f1']:+.4f}, "
+                             f"IoU {100 * delta['iou']:+.2f} points")  # fmt: skip
+        pairs = list(zip(tensors["official"], tensors["fast"], strict=True))
+        input_diff = max(float((a[0] - b[0]).abs().max()) for a, b in pairs)
+        mask_diff = [int((a[1] != b[1]).sum()) for a, b in pairs]
+        report.results["input_max_abs_diff"] = input_diff
+        report.results["ground_truth_pixels_differing"] = mask_diff
+        section.notes.append(f"inputs differ by up to {input_diff:.3f} (normalised units); ground-truth pixels that "
+                             f"differ at {image_size}px: {sum(mask_diff) / len(mask_diff):.1f} per image "
+                             f"(max {max(mask_diff)})")  # fmt: skip
+    return report.finish(json)

@@ -1,24 +1,40 @@
-"""``inharmony bench metrics``: metric throughput and streaming memory.
+"""``inharmony bench metrics``: official-protocol metrics vs the authors' per-image loop, and streaming memory.
 
-Times :func:`inharmony.metrics.localization_metrics` (AP, F1, IoU of the official protocol) and,
-in the same run and on the same images, a per-image scikit-learn loop (the authors' way:
-``average_precision_score`` per image plus NumPy F1/IoU). Then streams a whole test set's worth
-of images (7,237 = iHarmony4 le50 test) through the metrics and reports the process's peak
-resident memory after 1,000 images and at the end (equal figures mean constant memory); the
+One section per update size (images per ``Metric.update``, e.g. 1, 25 and 200) and thread count,
+all on the same synthetic 224² predictions (blurred blobs plus noise, generated outside the timed
+region), timed interleaved in one process:
+
+* ``authors' loop (scikit-learn per image)``, the baseline: the DIRL authors' evaluation
+  (``evaluation/metrics.py`` + ``dirl_test.py`` of bcmi/DIRL-Inharmonious-Region-Localization) restated
+  with NumPy: per image, min-max normalisation, scikit-learn's ``average_precision_score``, F1 and IoU
+  at 0.5 with eps 1e-6;
+* ``inharmony AP+F1+IoU``: :func:`inharmony.metrics.localization_metrics`, updated batch by batch;
+* ``inharmony AP only``: :class:`inharmony.metrics.PerImageAveragePrecision`.
+
+Times are per image; the ``max |Δ mean|`` column is the largest difference of the three means from
+the baseline's (identical values up to float64 rounding). Then a whole test set's worth of images
+(7,237 = iHarmony4 le50 test) streams through the metrics, and the process's peak resident memory
+after 1,000 images and at the end goes into ``results`` (equal figures mean constant memory); the
 streaming runs first because a peak, once reached, stays.
-Predictions are synthetic (blurred blobs plus noise) and generated outside the timed region.
 """
 
 from __future__ import annotations
 
-import os
 import resource
-import statistics
 import time
-from typing import Literal
+from typing import Any, Literal
+
+from ._report import BenchReport, environment, time_interleaved
 
 NAME = "metrics"
-HELP = "Throughput (images/s) of AP/F1/IoU vs a per-image scikit-learn loop, and streaming peak memory."
+HELP = "Official-protocol AP/F1/IoU vs the authors' per-image scikit-learn loop (1/25/200-image updates), memory."
+SMOKE_ARGS = ["--size", "32", "--update-sizes", "1,4", "--images", "8", "--stream-images", "20", "--repeats", "1"]
+QUICK_ARGS = ["--repeats", "3", "--stream-images", "1000"]
+FULL_ARGS = ["--threads", "1,2"]
+
+BASELINE = "authors' loop (scikit-learn per image)"
+ALL_THREE = "inharmony AP+F1+IoU"
+AP_ONLY = "inharmony AP only"
 
 
 def _batch(n: int, size: int, seed: int):
@@ -28,7 +44,7 @@ def _batch(n: int, size: int, seed: int):
     g = torch.Generator().manual_seed(seed)
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     centre = torch.randint(size // 5, 4 * size // 5, (n, 2, 1, 1), generator=g)
-    radius = torch.randint(size // 12, size // 4, (n, 1, 1), generator=g)
+    radius = torch.randint(max(1, size // 12), max(2, size // 4), (n, 1, 1), generator=g)
     target = (((yy - centre[:, 0]) ** 2 + (xx - centre[:, 1]) ** 2) <= radius**2).float().unsqueeze(1)
     blurred = F.avg_pool2d(target, 9, 1, 4)
     preds = (0.7 * blurred + 0.3 * torch.rand(n, 1, size, size, generator=g)).clamp(0, 1)
@@ -36,6 +52,7 @@ def _batch(n: int, size: int, seed: int):
 
 
 def _sklearn_scores(preds, target, protocol: str) -> list[tuple[float, float, float]]:
+    """The authors' per-image loop: normalise, ``average_precision_score``, F1 and IoU at 0.5 (eps 1e-6)."""
     import numpy as np
     from sklearn.metrics import average_precision_score
 
@@ -57,32 +74,77 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def _stream(size: int, batch_size: int, total: int, protocol: str) -> dict[str, Any]:
+    """Stream ``total`` images through the metrics; peak RSS along the way, update time, state size."""
+    from ..metrics import localization_metrics
+
+    metrics = localization_metrics(protocol)
+    preds, target = _batch(batch_size, size, seed=0)
+    metrics.update(preds, target)  # allocator warmed with one batch
+    metrics.reset()
+    before = _peak_rss_mib()
+    checkpoints: list[tuple[int, float]] = []  # (images seen, peak RSS) at 1000, 2000, 4000, ...
+    next_mark, seen, busy = 1000, 0, 0.0
+    while seen < total:
+        preds, target = _batch(min(batch_size, total - seen), size, seed=10_000 + seen)
+        start = time.perf_counter()
+        metrics.update(preds, target)
+        busy += time.perf_counter() - start
+        seen += preds.shape[0]
+        if seen >= next_mark:
+            checkpoints.append((seen, _peak_rss_mib()))
+            next_mark *= 2
+    means = {k: float(v) for k, v in metrics.compute().items()}
+    return {
+        "images": seen,
+        "size": size,
+        "batch_size": batch_size,
+        "update_s": busy,
+        "images_per_s": seen / busy if busy else None,
+        "peak_rss_mib_after_warmup": before,
+        "peak_rss_mib": {str(n): rss for n, rss in [*checkpoints, (seen, _peak_rss_mib())]},
+        "state_bytes": sum(s.element_size() * s.numel() for s in metrics.metric_state.values()),
+        "images_scored": int(metrics.images),
+        "empty_target": int(metrics.empty_target),
+        "means": means,
+    }
+
+
 def run(
     size: int = 224,
-    batch_size: int = 32,
-    compare_images: int = 256,
+    update_sizes: str = "1,25,200",
+    images: int = 200,
+    threads: str = "1",
+    repeats: int = 5,
     stream_images: int = 7237,
-    repeats: int = 3,
-    threads: int | None = None,
+    stream_batch_size: int = 32,
     protocol: Literal["official", "raw"] = "official",
+    json: str | None = None,
 ) -> int:
-    """Throughput (images/s) of AP/F1/IoU vs a per-image scikit-learn loop, and streaming peak memory.
+    """Official-protocol AP/F1/IoU vs the authors' per-image scikit-learn loop (1/25/200-image updates), memory.
 
-    Predictions are synthetic (blurred blobs plus noise), generated outside the timed region. The
-    streaming part reports the process's peak resident memory after 1,000 images and at the end
-    (equal figures mean constant memory).
+    Every section scores the same ``--images`` synthetic predictions, split into updates of one of
+    ``--update-sizes`` images, with one of ``--threads``; contenders are timed interleaved and their
+    times are per image. Then ``--stream-images`` images stream through the metrics for the memory
+    figure (in the JSON's ``results``).
 
     Args:
         size: Mask side in pixels.
-        batch_size: Images per metric update.
-        compare_images: Images timed for both implementations (inharmony and scikit-learn).
-        stream_images: Images streamed through the metrics for the memory figure (7,237 = le50 test).
-        repeats: Timing repeats; the median is reported.
-        threads: Torch intra-op threads (default: torch's).
+        update_sizes: Images per metric update, comma-separated (one section each).
+        images: Images scored per timed repeat (the same for every contender).
+        threads: Torch intra-op thread counts, comma-separated (one section each).
+        repeats: Interleaved timing repeats; the median is reported.
+        stream_images: Images streamed through the metrics for the memory figure (7,237 = le50 test; 0 = skip).
+        stream_batch_size: Images per update while streaming.
         protocol: ``official`` (each prediction min-max normalised, as the official code scores) or ``raw``.
+        json: Also write the report as JSON to this path.
 
     Example:
-        inharmony bench metrics --threads 1
+        inharmony bench metrics --update-sizes 1,25,200 --threads 1,2 --json metrics.json
     """
     import numpy as np
     import torch
@@ -94,82 +156,57 @@ def run(
     except ImportError:
         print("inharmony bench metrics compares against scikit-learn: pip install scikit-learn")
         return 2
-    if threads:
-        torch.set_num_threads(threads)
-    threads = torch.get_num_threads()
-    bs = batch_size
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"inharmony bench metrics: {size}x{size} masks, batch {bs}, protocol={protocol}")
-    print(f"  CPU cores (nproc): {os.cpu_count()}, torch threads: {threads}, load average (1 min): {load:.2f}")
+    thread_counts = _ints(threads) or [torch.get_num_threads()]
+    torch.set_num_threads(thread_counts[0])
+    report = BenchReport(NAME, environment("cpu"))
+    report.env["threads"] = thread_counts[0] if len(thread_counts) == 1 else ",".join(map(str, thread_counts))
 
-    # ---------------------------------------------------------------- streaming memory
-    total = stream_images
-    metrics = localization_metrics(protocol)
-    preds, target = _batch(bs, size, seed=0)
-    metrics.update(preds, target)  # allocator warmed with one batch
-    metrics.reset()
-    before = _peak_rss_mib()
-    checkpoints: list[tuple[int, float]] = []  # (images seen, peak RSS) at 1000, 2000, 4000, ...
-    next_mark = 1000
-    seen, busy = 0, 0.0
-    while seen < total:
-        preds, target = _batch(min(bs, total - seen), size, seed=10_000 + seen)
-        start = time.perf_counter()
-        metrics.update(preds, target)
-        busy += time.perf_counter() - start
-        seen += preds.shape[0]
-        if seen >= next_mark:
-            checkpoints.append((seen, _peak_rss_mib()))
-            next_mark *= 2
-    values = {k: float(v) for k, v in metrics.compute().items()}
-    end = _peak_rss_mib()
-    state_bytes = sum(state.element_size() * state.numel() for state in metrics.metric_state.values())
-    print(f"\nStreaming {seen} images of {size}x{size} in batches of {bs}:")
-    print(f"  metric update time {busy:.1f} s ({seen / busy:.1f} images/s)")
-    marks = ", ".join(f"{rss:.0f} MiB after {n}" for n, rss in [*checkpoints, (seen, end)])
-    print(f"  process peak RSS: {before:.0f} MiB after imports and one warm-up batch; {marks} images")
-    print(
-        f"  metric state: {state_bytes} bytes; images scored {int(metrics.images)}, "
-        f"empty ground truth {int(metrics.empty_target)}"
-    )
-    print("  means: " + ", ".join(f"{k}={v:.6f}" for k, v in values.items()))
+    if stream_images:
+        report.results["streaming"] = _stream(size, stream_batch_size, stream_images, protocol)
 
-    # ---------------------------------------------------------------- same images, both ways
-    n = compare_images
-    batches = [_batch(min(bs, n - i), size, seed=i) for i in range(0, n, bs)]
+    preds, target = _batch(images, size, seed=1)
+    for n_threads in thread_counts:
+        torch.set_num_threads(n_threads)
+        for update in _ints(update_sizes):
+            batches = [(preds[i : i + update], target[i : i + update]) for i in range(0, images, update)]
+            results: dict[str, dict[str, float]] = {}
 
-    def ours_all() -> dict[str, float]:
-        metrics = localization_metrics(protocol)
-        for preds, target in batches:
-            metrics.update(preds, target)
-        return {k: float(v) for k, v in metrics.compute().items()}
+            def ours_all(batches=batches, results=results) -> None:
+                metrics = localization_metrics(protocol)
+                for p, t in batches:
+                    metrics.update(p, t)
+                results[ALL_THREE] = {k: float(v) for k, v in metrics.compute().items()}
 
-    def ours_ap() -> float:
-        metric = PerImageAveragePrecision(protocol)
-        for preds, target in batches:
-            metric.update(preds, target)
-        return float(metric.compute())
+            def ours_ap(batches=batches, results=results) -> None:
+                metric = PerImageAveragePrecision(protocol)
+                for p, t in batches:
+                    metric.update(p, t)
+                results[AP_ONLY] = {"ap": float(metric.compute())}
 
-    def sklearn_loop() -> dict[str, float]:
-        rows = [r for preds, target in batches for r in _sklearn_scores(preds, target, protocol)]
-        return dict(zip(("ap", "f1", "iou"), np.mean(rows, axis=0).tolist(), strict=True))
+            def authors(batches=batches, results=results) -> None:
+                rows = [r for p, t in batches for r in _sklearn_scores(p, t, protocol)]
+                results[BASELINE] = dict(zip(("ap", "f1", "iou"), np.mean(rows, axis=0).tolist(), strict=True))
 
-    timings: dict[str, list[float]] = {"ours_all": [], "ours_ap": [], "sklearn": []}
-    results = {}
-    ours_all()  # warm-up (allocator, lazy imports)
-    for _ in range(max(1, repeats)):  # interleaved so that load changes hit all three alike
-        for name, fn in (("ours_all", ours_all), ("ours_ap", ours_ap), ("sklearn", sklearn_loop)):
-            start = time.perf_counter()
-            results[name] = fn()
-            timings[name].append(time.perf_counter() - start)
-    diff = max(abs(results["ours_all"][k] - results["sklearn"][k]) for k in ("ap", "f1", "iou"))
-    print(f"\nThroughput on the same {n} images (median of {len(timings['sklearn'])} interleaved repeats):")
-    rate = {k: n / statistics.median(v) for k, v in timings.items()}
-    print(f"  inharmony AP+F1+IoU (one Metric):         {rate['ours_all']:8.1f} images/s")
-    print(f"  inharmony AP only:                        {rate['ours_ap']:8.1f} images/s")
-    print(f"  scikit-learn per-image loop (AP+F1+IoU):  {rate['sklearn']:8.1f} images/s")
-    print(f"  speed-up (all three): {rate['ours_all'] / rate['sklearn']:.2f}x")
-    print(f"  max |difference| of the means, inharmony vs scikit-learn: {diff:.2e}")
-    print("  means: " + ", ".join(f"{k}={v:.6f}" for k, v in results["ours_all"].items()))
-
-    return 0
+            times = time_interleaved({BASELINE: authors, ALL_THREE: ours_all, AP_ONLY: ours_ap}, repeats)
+            plural = "s" if update > 1 else ""
+            section = report.section(
+                f"{size}² masks, updates of {update} image{plural}, {n_threads} thread{'s' if n_threads > 1 else ''}",
+                unit="ms",
+                baseline=BASELINE,
+                per="/img",
+            )
+            reference = results[BASELINE]
+            for name, seconds in times.items():
+                diff = max(abs(v - reference[k]) for k, v in results[name].items())
+                section.add(name, [s / images for s in seconds], **{"max |Δ mean|": diff})
+            means = ", ".join(f"{k}={v:.6f}" for k, v in reference.items())
+            section.notes.append(f"{images} images, {protocol} protocol; means {means}")
+    if stream_images:
+        s = report.results["streaming"]
+        marks = ", ".join(f"{rss:.0f} MiB after {n}" for n, rss in s["peak_rss_mib"].items())
+        report.notes.append(
+            f"streaming {s['images']} images of {size}x{size} in updates of {s['batch_size']}: "
+            f"{s['images_per_s']:.1f} images/s; peak RSS {s['peak_rss_mib_after_warmup']:.0f} MiB after warm-up, "
+            f"{marks} images; metric state {s['state_bytes']} bytes"
+        )
+    return report.finish(json)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import Any
 
 NAME = "model"
 HELP = "Parameter count, FLOPs (torch.utils.flop_counter) and eager inference latency per model."
+SMOKE_ARGS = ["--model", "unet", "--size", "32", "--repeats", "1"]
+QUICK_ARGS = ["--model", "dirl", "--model", "rsrnet", "--repeats", "3"]
 
 
-def measure(name: str, size: int, batch_size: int, repeats: int, device: str) -> dict[str, float]:
-    """Figures for one model: parameters, GFLOPs per image, median/min latency in ms per batch."""
+def measure(name: str, size: int, batch_size: int, repeats: int, device: str) -> dict[str, Any]:
+    """Figures for one model: parameters, GFLOPs per image, median/min latency in ms per batch, the times in s."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -40,6 +43,7 @@ def measure(name: str, size: int, batch_size: int, repeats: int, device: str) ->
         "gflops": flops / 1e9,
         "median_ms": statistics.median(times) * 1e3,
         "min_ms": min(times) * 1e3,
+        "times": times,
     }
 
 
@@ -50,8 +54,13 @@ def run(
     repeats: int = 10,
     device: str = "cpu",
     threads: int | None = None,
+    json: str | None = None,
 ) -> int:
     """Parameter count, FLOPs (torch.utils.flop_counter) and eager inference latency per model.
+
+    One section, one row per model (eager fp32, random weights); the models are not alternatives to
+    each other, so there is no baseline and no ratio. FLOPs as torch.utils.flop_counter counts them
+    (2 per multiply-add; MACs = FLOPs / 2).
 
     Args:
         model: Model names (repeat ``--model``); default: every registered model.
@@ -60,6 +69,7 @@ def run(
         repeats: Timed forward passes (after 2 warm-up passes).
         device: ``cpu``, ``cuda``, ...
         threads: ``torch.set_num_threads`` (default: torch's).
+        json: Also write the report as JSON to this path.
 
     Example:
         inharmony bench model --model dirl --size 224 --threads 2
@@ -67,17 +77,15 @@ def run(
     import torch
 
     from ..models import list_models
+    from ._report import BenchReport, environment
 
     if threads:
         torch.set_num_threads(threads)
     names = model or list_models()
-    print(
-        f"input {batch_size}x3x{size}x{size}, device {device}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
-    )
-    print("FLOPs as torch.utils.flop_counter counts them (2 per multiply-add); MACs = FLOPs / 2.")
-    print(f"{'model':<16} {'params':>12} {'GFLOPs/img':>11} {'median ms':>10} {'min ms':>9}")
+    report = BenchReport(NAME, environment(device))
+    section = report.section(f"eager fp32, input {batch_size}x3x{size}x{size}", unit="ms", per="/batch")
+    section.notes.append("FLOPs as torch.utils.flop_counter counts them (2 per multiply-add); MACs = FLOPs / 2.")
     for name in names:
         r = measure(name, size, batch_size, repeats, device)
-        print(f"{name:<16} {r['params']:>12,} {r['gflops']:>11.1f} {r['median_ms']:>10.1f} {r['min_ms']:>9.1f}")
-    return 0
+        section.add(name, r["times"], params=f"{r['params']:,}", **{"GFLOPs/img": round(r["gflops"], 2)})
+    return report.finish(json)

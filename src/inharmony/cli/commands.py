@@ -277,20 +277,18 @@ def report_check(report: Any, **_: Any) -> int:
 
 
 def bench_tools() -> dict[str, Tool]:
-    """One tool per module of :mod:`inharmony.benchmarks` that has a ``NAME``: its typed ``run`` function."""
-    import importlib
-    import pkgutil
+    """One tool per measuring mode (its typed ``run``), plus ``all`` (run every mode) and ``report`` (README tables)."""
+    from ..benchmarks import bench_modes, readme
 
-    from .. import benchmarks
-
-    found = {}
-    for info in sorted(pkgutil.iter_modules(benchmarks.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        name = f"{benchmarks.__name__}.{info.name}"
-        module = importlib.import_module(name)
-        if not hasattr(module, "NAME"):
-            continue
-        found[module.NAME] = Tool(f"{name}:run", module.HELP, doc_example(module.run))
+    found = {name: Tool(f"{mod.__name__}:run", mod.HELP, doc_example(mod.run)) for name, mod in bench_modes().items()}
+    found["all"] = Tool(
+        f"{readme.__name__}:run_all",
+        "Run every bench mode with a preset (full, quick, smoke), writing OUT/MODE.json for 'bench report'.",
+        doc_example(readme.run_all),
+    )
+    found["report"] = Tool(
+        f"{readme.__name__}:report",
+        "Render bench JSON reports as Markdown tables; replace README's section between the bench markers.",
+        doc_example(readme.report),
+    )
     return found
-

@@ -24,13 +24,14 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from ..constants import ALL_ROW, METRIC_NAMES
-from .functional import check_protocol, per_image_scores
+from .functional import _per_image_scores, check_protocol
 from .report import order_subsets
 
 __all__ = [
@@ -79,17 +80,31 @@ class _ScoreSums(Metric):
 
     def _score(self, preds: Tensor, target: Tensor) -> Tensor:
         """``(B, M)`` float64 per-image scores of the batch; NaN rows for empty ground truths."""
-        scores = per_image_scores(preds, target, self.protocol, self.threshold, self.metric_names)
-        return torch.stack([scores[name] for name in self.metric_names], dim=1)
+        scores = _per_image_scores(preds, target, self.protocol, self.threshold, self.metric_names)
+        if all(isinstance(value, np.ndarray) for value in scores.values()):  # the CPU path: one conversion
+            return torch.from_numpy(np.stack([scores[name] for name in self.metric_names], axis=1))
+        return torch.stack([torch.as_tensor(scores[name]) for name in self.metric_names], dim=1)
 
     def _accumulate(self, scores: Tensor, rows: Tensor | None = None) -> None:
         """Add ``(N, M)`` scores to the sums (to ``rows[i]`` of the leading axis when given)."""
+        if rows is None and scores.device.type == "cpu":
+            # NumPy for the few small operations, one in-place add per state (no Module.__setattr__):
+            # per-call overhead dominates an update of one image.
+            table = scores.detach().numpy().astype(np.float64, copy=False)
+            scored = ~np.isnan(table).any(axis=1)
+            n_scored = int(scored.sum())
+            # Each metric's column summed contiguously: the same order whichever metrics are computed.
+            self.sums.add_(torch.from_numpy(np.ascontiguousarray(table[scored].T).sum(axis=1)))
+            self.images.add_(n_scored)
+            self.empty_target.add_(table.shape[0] - n_scored)
+            return
         scores = scores.to(device=self.sums.device, dtype=torch.float64)
         scored = ~torch.isnan(scores).any(dim=1)
         if rows is None:
-            self.sums += scores[scored].sum(dim=0)
-            self.images += scored.sum()
-            self.empty_target += (~scored).sum()
+            n_scored = scored.sum()
+            self.sums.add_(scores[scored].sum(dim=0))
+            self.images.add_(n_scored)
+            self.empty_target.add_(scores.shape[0] - n_scored)
         else:
             rows = rows.to(self.sums.device)
             self.sums.index_add_(0, rows[scored], scores[scored])
