@@ -16,7 +16,8 @@ def test_packaged_demo_config_is_found():
     config = find_config("demo.yaml")
     assert config.name == "demo.yaml" and "dirl_resnet18" in config.read_text()
     plan = read_recipe(config)
-    assert plan["max_steps"] >= 300 and plan["has_progress"] and plan["one_cycle"]
+    assert plan["max_steps"] >= 300 and plan["has_progress"] and not plan["one_cycle"]
+    assert plan["precision"] == "32-true"  # bf16-mixed is faster per step but did not keep the IoU (demo.yaml)
     assert "max_time" not in config.read_text().split("seed_everything")[1]  # no silent time cap
 
 
@@ -52,12 +53,14 @@ def test_trivial_scores_match_formula():
 def test_short_demo_writes_table_panels_and_report(tmp_path, capsys, monkeypatch):
     from inharmony import inference
 
-    # A CPU without native bf16: the recipe's bf16-mixed would be emulated (slower), so the demo trains fp32.
+    # A bf16-mixed recipe on a CPU without native bf16 (emulated, slower): the demo trains fp32 instead.
     monkeypatch.setattr(inference, "bf16_is_fast", lambda device="cpu": False)
+    recipe = tmp_path / "demo_bf16.yaml"
+    recipe.write_text(find_config("demo.yaml").read_text().replace("precision: 32-true", "precision: bf16-mixed"))
     out = tmp_path / "demo"
     code = main(
         [
-            "demo", "--out", str(out), "--n", "30", "--steps", "2", "--panels", "3",
+            "demo", "--out", str(out), "--config", str(recipe), "--n", "30", "--steps", "2", "--panels", "3",
             "--", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
         ]
     )  # fmt: skip

@@ -318,10 +318,13 @@ _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # the CPU features with native bf16 dot products
 # Micro-batching on CPU: at most this many input pixels per forward pass. A big pass spills the last-level
 # cache (the full-resolution layer1 is 64 channels at input size, 12.8 MB per 224² map in fp32). Measured
-# with `inharmony bench batch` (2-core AVX512-BF16 CPU, 32 MiB L3, 2026-11-24, load 2): per image vs batch 1,
-# one pass of 8: DIRL 0.94x fp32 / 0.93x bf16, RSRNet 1.06x / 1.07x; one pass of 4: DIRL 1.01x / 1.02x,
-# RSRNet 1.09x / 1.11x (chunks of 1: 0.99-1.03x). So passes of at most four 224² images.
-_CPU_CHUNK_PIXELS = 4 * 224 * 224
+# with `inharmony bench batch --models dirl --models rsrnet --batches 1,2,4,8 --repeats 2` (2-core AVX512-BF16
+# CPU, 32 MiB L3, 2026-11-24, idle, load 1.8-2.0), per-image speed vs batch 1 (> 1: cheaper per image):
+#   one pass of        2            4            8
+#   DIRL fp32 / bf16   0.98 / 1.04  0.94 / 1.03  0.87 / 0.93
+#   RSRNet fp32 / bf16 1.07 / 1.21  1.03 / 1.29  1.04 / 1.23
+# Passes of 2 are the only size at or within 2 % of batch 1 for all four, so passes of at most two 224² images.
+_CPU_CHUNK_PIXELS = 2 * 224 * 224
 
 
 def _cpu_flags() -> set[str]:
@@ -377,13 +380,13 @@ def auto_precision(device: str | torch.device = "cpu") -> str:
 def auto_micro_batch(device: str | torch.device, height: int, width: int) -> int | None:
     """The chunk size ``micro_batch="auto"`` uses for inputs of ``height × width``; None means one pass.
 
-    On CPU, as many images per pass as fit in four ``224 × 224`` images' pixels (at least 1): the
+    On CPU, as many images per pass as fit in two ``224 × 224`` images' pixels (at least 1): the
     activations of the full-resolution stage of a bigger pass spill the last-level cache, and a batch then
     costs more per image than the same images in smaller passes. On GPUs, one pass (bigger batches fill the GPU).
 
     Example:
         >>> auto_micro_batch("cpu", 224, 224), auto_micro_batch("cpu", 64, 64)
-        (4, 49)
+        (2, 24)
     """
     if torch.device(device).type != "cpu":
         return None
@@ -720,7 +723,7 @@ def optimize(
         device: Where the copy runs; default: where ``model``'s parameters are.
         micro_batch: Images per forward pass: a bigger batch runs as consecutive chunks of this size,
             outputs concatenated (each image's output is what its chunk alone gives). ``"auto"`` (default):
-            :func:`auto_micro_batch` (on CPU up to four 224² images per pass: bigger passes cost more per image;
+            :func:`auto_micro_batch` (on CPU up to two 224² images per pass: bigger passes cost more per image;
             on GPUs one pass); ``None``: always one pass. With ``compile``, chunks also bound the
             number of shapes compiled.
         fp32_logits: With bf16/fp16, run the convolutions that give logits (one output channel, and the
