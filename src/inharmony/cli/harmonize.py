@@ -14,7 +14,6 @@ part-way; 2 nothing done (no readable photo, a mask that does not fit, unusable 
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path
 
 from .exit_codes import EXIT_OK, EXIT_PARTIAL, error, warn
@@ -80,7 +79,7 @@ def harmonize_images(
     from ..files import atomic_write_bytes
     from ..harmonize import Harmonizer, load_mask_array
     from ..inference import check_threshold
-    from .predict import _claim, _collect, _Manifest, _plan
+    from .predict import _claim, _collect, _finish_writing, _Manifest, _plan
 
     try:
         check_threshold(threshold, "--threshold")
@@ -157,16 +156,9 @@ def harmonize_images(
             failure = err
             break
         written += 1
-    with contextlib.suppress(OSError):
-        manifest.save()
-    total = len(files) + len(missing)
-    print(f"wrote {written} of {total} photos to {out_dir}", file=sys.stderr)
-    if failure is not None:
-        message = f"cannot write to --out {out}: {failure.strerror or failure}"
-        if not written:
-            return error(message)
-        warn(f"{message}; stopped after {written} photo(s)")
-        return EXIT_PARTIAL
+    stopped = _finish_writing(manifest, out, out_dir, written, len(files) + len(missing), failure, "photo")
+    if stopped is not None:
+        return stopped
     if not written:
         return error("no photo could be harmonized (see the warnings above)")
     if skipped or missing:

@@ -118,6 +118,23 @@ def _claim(
     manifest.save()
 
 
+def _finish_writing(
+    manifest: _Manifest, out: str, out_dir: Path, written: int, total: int, failure: OSError | None, noun: str
+) -> int | None:
+    """Save the manifest, say how many inputs were written, and give the exit code if writing failed
+    (2 when nothing was written, 1 when it stopped part-way); ``None`` when writing did not fail."""
+    with contextlib.suppress(OSError):  # on a full disk the planned names recorded before writing stay ours
+        manifest.save()
+    print(f"wrote {written} of {total} {noun}s to {out_dir}", file=sys.stderr)
+    if failure is None:
+        return None
+    message = f"cannot write to --out {out}: {failure.strerror or failure}"
+    if not written:
+        return error(message)
+    warn(f"{message}; stopped after {written} {noun}(s)")
+    return EXIT_PARTIAL
+
+
 def _plan(
     files: Sequence[Path], out_dir: Path, manifest: _Manifest, suffixes: Sequence[str]
 ) -> tuple[list[str], list[str]]:
@@ -330,16 +347,9 @@ def predict_images(
             if failure is not None:
                 break
         progress.close()
-    with contextlib.suppress(OSError):  # on a full disk the planned names recorded above stay ours
-        manifest.save()
-    total = len(files) + len(missing)
-    print(f"wrote {written} of {total} images to {out_dir}", file=sys.stderr)
-    if failure is not None:
-        message = f"cannot write to --out {out}: {failure.strerror or failure}"
-        if not written:
-            return error(message)
-        warn(f"{message}; stopped after {written} image(s)")
-        return EXIT_PARTIAL
+    stopped = _finish_writing(manifest, out, out_dir, written, len(files) + len(missing), failure, "image")
+    if stopped is not None:
+        return stopped
     if skipped or missing:
         warn(f"{skipped + len(missing)} input(s) skipped (see warnings above)")
         return EXIT_PARTIAL
