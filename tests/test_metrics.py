@@ -158,6 +158,34 @@ def test_cpu_kernel_chunks_buffers_and_the_tensor_kernel_agree(monkeypatch):
     assert abs(float(small[0]) - average_precision_score(labels[0, :50].numpy(), scores[0, :50].numpy())) < 1e-12
 
 
+@pytest.mark.parametrize("target_dtype", [torch.bool, torch.float32, torch.int64, torch.float16])
+def test_cpu_numpy_path_equals_the_tensor_path_of_gpus(target_dtype):
+    # The CPU path checks, normalises and keys with NumPy; GPUs take torch's normalize_per_image and the
+    # batched tensor kernel. Same values: ties after normalisation, a row whose range is under the
+    # official 0.01 (only shifted), a constant row, -0.0, values on the threshold.
+    import inharmony.metrics.functional as m
+
+    g = torch.Generator().manual_seed(3)
+    preds = (torch.randint(0, 21, (6, 1, 12, 12), generator=g).float() / 20).clamp(0, 1)
+    preds[1] = 0.4 + preds[1] * 0.009  # span < 0.01
+    preds[2] = 0.25  # constant
+    preds[3, 0, 0, :4] = -0.0
+    preds[4] = torch.rand(1, 12, 12, generator=g) * 0.3 + 0.1
+    target = torch.rand(6, 1, 12, 12, generator=g) < 0.35
+    target[5] = False  # empty ground truth: NaN
+    ours = per_image_scores(preds, target.to(target_dtype))
+    flat, labels = preds.flatten(1), target.flatten(1)
+    normalised = m.normalize_per_image(flat)
+    expected_ap = m._average_precision_rows_batched(normalised, labels)
+    binary = normalised > 0.5
+    assert torch.allclose(ours["ap"], expected_ap, atol=1e-12, rtol=0, equal_nan=True)
+    assert torch.equal(ours["f1"].nan_to_num(-1), m.f1_per_image(binary, labels).masked_fill(~labels.any(1), -1))
+    assert torch.equal(ours["iou"].nan_to_num(-1), m.iou_per_image(binary, labels).masked_fill(~labels.any(1), -1))
+    for i in range(5):
+        ref = average_precision_score(labels[i].numpy(), normalised[i].numpy())
+        assert abs(float(ours["ap"][i]) - ref) < 1e-12
+
+
 @pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.7])
 def test_f1_iou_counts_at_any_threshold_equal_the_float32_comparison(threshold):
     # F1/IoU counts come from the sorted keys on CPU: compare with torch's own `preds > threshold`.

@@ -140,6 +140,31 @@ def test_a_conv_output_used_twice_is_not_folded():
     assert (fast(x)["mask"] - net(x)["mask"]).abs().max() < 1e-5
 
 
+def test_a_trained_scale_network_is_folded_without_a_false_alarm(recwarn):
+    # Trained weights rely on their own statistics: big convolution weights tamed by big running variances.
+    # The folding check once replaced the statistics by random ones of unit scale, which overflowed such a
+    # network to inf/NaN and refused to fold a trained DIRL ("changed the outputs on a check run").
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 16, 16)
+    layers, h = [], x
+    for i in range(12):
+        conv, bn = nn.Conv2d(3 if i == 0 else 4, 4, 3, padding=1), nn.BatchNorm2d(4)
+        with torch.no_grad():
+            conv.weight.mul_(1e5)
+            y = conv(h)  # statistics as training would leave them: the BatchNorm brings y back to unit scale
+            bn.running_mean.copy_(y.mean((0, 2, 3)))
+            bn.running_var.copy_(y.var((0, 2, 3)))
+            h = bn.eval()(y)
+        layers += [conv, bn]
+    net = nn.Sequential(*layers, nn.Conv2d(4, 1, 1), nn.Sigmoid()).eval()
+    with torch.no_grad():
+        assert torch.isfinite(net(x)).all() and net(x).std() > 1e-3  # in range, not saturated
+    fast = optimize(net)
+    assert not [w for w in recwarn if "left unfolded" in str(w.message)]
+    assert _count(fast, nn.BatchNorm2d) == 0
+    assert (fast(x) - net(x)).abs().max() < 1e-4
+
+
 def test_a_batchnorm_on_something_else_is_not_folded():
     class Diff(nn.Module):  # iHDRNet's central-difference convolution: BatchNorm of conv(x) − conv1×1(x)
         def __init__(self):
