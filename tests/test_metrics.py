@@ -447,3 +447,16 @@ def test_nan_target_is_a_clear_error():
     target[1, 0, 0, 0] = math.inf
     with pytest.raises(ValueError, match=r"target must hold values in \[0, 1\]"):
         per_image_scores(preds, target)
+
+
+def test_buffers_first_made_under_inference_mode_serve_later_calls_outside_it():
+    # The CPU kernel keeps its sort buffers between calls; made under inference_mode (a test loop),
+    # they must still be writable by a training-time update afterwards.
+    import inharmony.metrics.functional as m
+
+    m._BUFFERS.__dict__.clear()
+    preds, target = torch.rand(2, 1, 24, 24), (torch.rand(2, 1, 24, 24) > 0.5).float()
+    with torch.inference_mode():
+        first = per_image_scores(preds, target)
+    again = per_image_scores(preds, target)
+    assert torch.equal(first["ap"], again["ap"])

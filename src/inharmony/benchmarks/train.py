@@ -4,11 +4,17 @@ For each model, the contenders run the same step from the same initial weights, 
 one process (:func:`~inharmony.benchmarks._report.time_interleaved`), side by side with their ratio
 to eager fp32:
 
-* ``eager fp32``: the plain step (the baseline);
+* ``eager fp32``: the plain step (the baseline): float32, ``torch.optim.Adam`` as torch picks it (on a
+  CPU its per-parameter loop);
+* ``authors' step`` (DIRL models only): the DIRL authors' training step as their script runs it
+  (:mod:`inharmony.benchmarks.authors_dirl`: their loss as written, Adam's loop, the batch's F1);
+* ``fused Adam``: ``torch.optim.Adam(fused=True)`` (one kernel for all parameters; ``optimizer.init_args.fused:
+  true`` in a config);
 * ``bf16-mixed``: the network under ``torch.autocast(bfloat16)`` (what ``trainer.precision: bf16-mixed``
   does; the losses stay float32);
 * ``channels_last`` and ``channels_last+bf16``: weights and inputs in the channels_last memory format
   (``model.channels_last: true``);
+* ``channels_last+bf16+fused Adam``: the three together (what ``configs/demo.yaml`` trains with);
 * ``checkpointing``: activation checkpointing of the full-resolution stage (``model.grad_checkpointing:
   true``), fp32;
 * ``compile`` (with ``--compile``): ``torch.compile`` of the network (``model.compile: true``); its
@@ -32,12 +38,23 @@ from typing import Any
 from ._report import BenchReport, environment, time_interleaved
 
 NAME = "train"
-HELP = "Time one training step per model: eager fp32 vs bf16-mixed, channels_last, checkpointing, compile."
-CONTENDERS = ("eager fp32", "bf16-mixed", "channels_last", "channels_last+bf16", "checkpointing", "compile")
+HELP = (
+    "Time one training step per model: eager fp32 vs the DIRL authors' step, fused Adam, bf16-mixed, "
+    "channels_last, checkpointing, compile."
+)
+AUTHORS = "authors' step"
+CONTENDERS = (
+    "eager fp32", AUTHORS, "fused Adam", "bf16-mixed", "channels_last", "channels_last+bf16",
+    "channels_last+bf16+fused Adam", "checkpointing", "compile",
+)  # fmt: skip
 SMOKE_ARGS: list[str] = [
     "--model", "dirl_resnet18", "--size", "32", "--batch-size", "2", "--repeats", "1",
-    "--contender", "bf16-mixed", "--contender", "checkpointing",
+    "--contender", "bf16-mixed", "--contender", "checkpointing", "--contender", "authors' step",
+    "--contender", "channels_last+bf16+fused Adam",
 ]  # fmt: skip
+
+
+_AUTHORS_MODELS = ("dirl", "dirl_resnet18")  # the authors' step needs DIRL's outputs (mask and attention maps)
 
 
 def _options(name: str) -> dict[str, bool]:
@@ -46,6 +63,7 @@ def _options(name: str) -> dict[str, bool]:
         "channels_last": "channels_last" in name,
         "checkpointing": name == "checkpointing",
         "compile": name == "compile",
+        "fused": "fused" in name,
     }
 
 
@@ -77,11 +95,15 @@ def build_step(
     fmt = torch.channels_last if opts["channels_last"] else torch.contiguous_format
     model = model.to(memory_format=fmt)
     loss_fn = loss_for_model(name, **({"vgg_weights": False} if name.startswith("madisnet") else {})).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(seed)
     image = torch.randn(batch_size, 3, size, size, generator=g).to(device).contiguous(memory_format=fmt)
     target = torch.zeros(batch_size, 1, size, size, device=device)
     target[..., size // 4 : size // 2, size // 4 : 3 * size // 4] = 1
+    if contender == AUTHORS:
+        from .authors_dirl import authors_training_step
+
+        return authors_training_step(model, image, target), {"model": model}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, **({"fused": True} if opts["fused"] else {}))
     network = torch.compile(model) if opts["compile"] else model
     device_type = torch.device(device).type
 
@@ -150,7 +172,8 @@ def run(
         device: ``cpu``, ``cuda``, ...
         threads: ``torch.set_num_threads`` (default: torch's).
         contender: Ways to run (repeat ``--contender``): ``eager fp32``, ``bf16-mixed``, ``channels_last``,
-            ``channels_last+bf16``, ``checkpointing``, ``compile``; default: all but compile.
+            ``channels_last+bf16``, ``channels_last+bf16+fused Adam``, ``checkpointing``, ``compile``, and for DIRL
+            models ``authors' step``; default: all but compile.
         compile: Add the ``compile`` contender (inductor; compiling takes tens of seconds per model on CPU).
         json: Also write the report as JSON to this path.
 
@@ -180,7 +203,8 @@ def run(
         steps: dict[str, Callable[[], Any]] = {}
         memory: dict[str, int] = {}
         compile_s: dict[str, float] = {}
-        for way in chosen:
+        ways = [w for w in chosen if w != AUTHORS or name.split(".")[0] in _AUTHORS_MODELS]
+        for way in ways:
             step, info = build_step(name, way, size, batch_size, device)
             start = time.perf_counter()
             step()  # the first step: allocation, kernel caches, compilation
@@ -196,7 +220,7 @@ def run(
             per="/step",
         )
         mem_key = "peak MiB" if cuda else "saved MiB"
-        for way in chosen:
+        for way in ways:
             median = statistics.median(times[way])
             extra: dict[str, Any] = {"img/s": batch_size / median, mem_key: memory[way] / 2**20}
             if way in compile_s:
@@ -207,12 +231,13 @@ def run(
                 "saved MiB: tensors autograd keeps for backward in one step, weights excluded (bf16 rows include "
                 "the bf16 copies of the weights autocast makes: at small sizes those dominate)"
             )
+        if AUTHORS in ways:
+            section.notes.append(
+                "authors' step: the DIRL authors' dirl_train.py step restated on this network (fp32, their loss as "
+                "written with a per-image IoU loop, Adam's per-parameter loop, the batch F1 of their progress line)"
+            )
         report.results[name] = {
-            way: {"images_per_s": batch_size / section.get(way).median_s, "memory_bytes": memory[way]} for way in chosen
+            way: {"images_per_s": batch_size / section.get(way).median_s, "memory_bytes": memory[way]} for way in ways
         }
         del steps
-    report.results["authors_dirl"] = (
-        "not a contender: the repository's restatement of the authors' DIRL (tests/official_dirl_reference.py) "
-        "is an eval-mode functional forward (BatchNorm on running statistics), not the authors' training step"
-    )
     return report.finish(json)

@@ -325,11 +325,14 @@ def _buffers(p: int, rows: int) -> tuple[Tensor, Tensor, np.ndarray]:
     """
     cached = getattr(_BUFFERS, "value", None)
     if cached is None or cached[0].numel() != p or cached[2].shape[0] < rows:
-        cached = (
-            torch.empty(p, dtype=torch.int32),
-            torch.empty(p, dtype=torch.long),
-            np.empty((rows, p), dtype=np.float32),
-        )
+        # Normal tensors even when first made under torch.inference_mode: an inference tensor kept here
+        # could not be written by a later call outside it.
+        with torch.inference_mode(False):
+            cached = (
+                torch.empty(p, dtype=torch.int32),
+                torch.empty(p, dtype=torch.long),
+                np.empty((rows, p), dtype=np.float32),
+            )
         if p * rows <= 2 * _CPU_CHUNK_PIXELS:  # keep small ones only (images of a usual size)
             _BUFFERS.value = cached
     return cached[0], cached[1], cached[2][:rows]
