@@ -241,6 +241,7 @@ def torch_hub_entrypoints() -> dict[str, Callable[..., nn.Module]]:
     model in eval mode; its docstring (``torch.hub.help``) gives the paper and reference scores.
 
     Example:
+        >>> import inharmony
         >>> sorted(torch_hub_entrypoints()) == inharmony.list_models()
         True
     """

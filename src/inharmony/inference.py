@@ -736,6 +736,7 @@ def optimize(
             distinct values that ties cost average precision. Their share of the work is small.
 
     Example:
+        >>> import inharmony
         >>> fast = optimize(inharmony.create_model("dirl_resnet18").eval())
         >>> fast(torch.zeros(1, 3, 64, 64))["mask"].shape
         torch.Size([1, 1, 64, 64])
@@ -950,6 +951,7 @@ class Predictor:
         image costs one byte per pixel (``inharmony predict`` does this).
 
         Example:
+            >>> import inharmony
             >>> predictor = Predictor(inharmony.create_model("dirl_resnet18"), size=64)
             >>> [(p.shape, hw) for p, hw in predictor.network_masks([np.zeros((50, 70, 3), np.uint8)])]
             [((64, 64), (50, 70))]

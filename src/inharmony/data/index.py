@@ -6,7 +6,7 @@ real image ``X.jpg``. Only the basename is parsed (from the right), so names wit
 
 Example:
     >>> samples = build_index("/data/iHarmony4", split="test")  # doctest: +SKIP
-    >>> samples[0].composite, samples[0].mask, samples[0].real
+    >>> samples[0].composite, samples[0].mask, samples[0].real  # doctest: +SKIP
     ('HCOCO/composite_images/c1_1_1.jpg', 'HCOCO/masks/c1_1.png', 'HCOCO/real_images/c1.jpg')
 """
 
