@@ -75,6 +75,21 @@ def test_runs_under_autocast():
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
+def test_learned_combination_stays_a_probability_under_bf16_autocast():
+    # Seen in a bf16 training run of rsrnet_resnet18 (step 475): gate 0.0017 in bf16, so ``1 - gate`` rounded
+    # to 1.0 and gate·M_dec + (1 − gate)·M_rsr came out as 1.0001 where M_rsr = 1; BCE then refused the mask.
+    torch.manual_seed(2)
+    model = _small().eval()
+    model.gate.register_forward_hook(lambda mod, args, out: torch.full_like(out, 0.0017, dtype=torch.bfloat16))
+    model.rsr.register_forward_hook(lambda mod, args, out: (out[0], [torch.ones_like(m) for m in out[1]]))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(2, 3, 32, 32))
+    assert float(out["mask_dec"].float().min()) > 0  # so a bf16 ``1 - gate`` of 1.0 would push the mix above 1
+    assert float(out["mask"].max()) <= 1.0 and float(out["mask"].min()) >= 0.0
+    expected = 0.0017 * out["mask_dec"].float() + (1 - 0.0017)
+    torch.testing.assert_close(out["mask"], expected.clamp(0, 1), atol=2e-5, rtol=0)
+
+
 def test_background_feature_does_not_overflow_in_half_precision():
     style = torch.full((1, 2, 128, 128), 300.0, dtype=torch.float16)  # a half-precision sum would be inf
     f_bg = background_feature(style, torch.zeros(1, 1, 128, 128, dtype=torch.float16))

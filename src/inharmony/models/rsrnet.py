@@ -439,7 +439,10 @@ class RSRNet(HubMixin, nn.Module):
                 gate = checkpointed(self.gate, dec_feature, mask_dec, mask_rsr, modules=[])
             else:
                 gate = self.gate(dec_feature, mask_dec, mask_rsr)
-            mask = gate * mask_dec + (1 - gate) * mask_rsr
+            # In float32 and clamped: under bf16 autocast ``1 - gate`` rounds (1 − 0.0017 → 1.0), so the mix left
+            # [0, 1] (1.0001 in a bf16 training run, which BCE refuses); in float32 it can still pass 1 by an ulp.
+            gate = gate.float()
+            mask = (gate * mask_dec.float() + (1 - gate) * mask_rsr.float()).clamp(0.0, 1.0)
         elif self.combination == "average":
             mask = 0.5 * (mask_dec + mask_rsr)
         else:
