@@ -14,7 +14,7 @@ to eager fp32:
   does; the losses stay float32);
 * ``channels_last`` and ``channels_last+bf16``: weights and inputs in the channels_last memory format
   (``model.channels_last: true``);
-* ``channels_last+bf16+fused Adam``: the three together (what ``configs/demo.yaml`` trains with);
+* ``channels_last+bf16+fused Adam``: the three together (the fastest CPU step measured here);
 * ``checkpointing``: activation checkpointing of the full-resolution stage (``model.grad_checkpointing:
   true``), fp32;
 * ``compile`` (with ``--compile``): ``torch.compile`` of the network (``model.compile: true``); its
