@@ -33,16 +33,15 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
-from torchmetrics.utilities.distributed import gather_all_tensors
 
 from ..constants import ALL_ROW
-from .report import order_subsets
+from ._subset_rows import SubsetRows
 
 __all__ = [
     "HARMONIZATION_METRIC_NAMES",
@@ -101,22 +100,6 @@ def harmonization_scores(
     fmse = torch.where(area > 0, fg_sum / (3.0 * area.clamp_min(1.0)), math.nan)
     psnr = torch.where(mse > 0, 10.0 * torch.log10(_MAX**2 / mse.clamp_min(1e-300)), PSNR_CAP).clamp_max(PSNR_CAP)
     return {"mse": mse, "fmse": fmse, "psnr": psnr}
-
-
-def _encode(names: Sequence[str], device: torch.device) -> Tensor:
-    """Subset names as a ``(S, L)`` uint8 tensor of zero-padded UTF-8 bytes (a state DDP can sync)."""
-    raw = [name.encode() for name in names]
-    width = max(map(len, raw), default=0)
-    rows = [list(b.ljust(width, b"\0")) for b in raw]
-    return torch.tensor(rows, dtype=torch.uint8).reshape(len(raw), width).to(device)
-
-
-def _decode(state: Tensor) -> list[str]:
-    return [bytes(row).rstrip(b"\0").decode() for row in state.to("cpu", torch.uint8).tolist()]
-
-
-def _first(gathered: Tensor) -> Tensor:
-    return gathered[0]
 
 
 class HarmonizationMetrics(Metric):
@@ -184,7 +167,7 @@ class HarmonizationMetrics(Metric):
         return {f"{self.prefix}{name}": means[i] for i, name in enumerate(HARMONIZATION_METRIC_NAMES)}
 
 
-class PerSubsetHarmonizationMetrics(HarmonizationMetrics):
+class PerSubsetHarmonizationMetrics(SubsetRows, HarmonizationMetrics):
     """MSE, fMSE and PSNR per sub-dataset and over all images, in the table layout of the localization metrics.
 
     :meth:`compute` returns ``{subset: {"mse", "fmse", "psnr", "images", "empty_target"}}`` with ``"All"``
@@ -209,21 +192,7 @@ class PerSubsetHarmonizationMetrics(HarmonizationMetrics):
         self.threshold = float(threshold)
         self.prefix = ""
         self._add_states((0,))
-        self.add_state("subset_names", torch.zeros(0, 0, dtype=torch.uint8), dist_reduce_fx=_first)
-
-    def _names(self) -> list[str]:
-        return _decode(self.subset_names)
-
-    def _use_subsets(self, names: Iterable[str]) -> dict[str, int]:
-        old = self._names()
-        wanted = order_subsets({*old, *names})
-        if wanted != old:
-            where = torch.tensor([wanted.index(n) for n in old], dtype=torch.long, device=self.sums.device)
-            for key in ("sums", "images", "empty_target"):
-                state = getattr(self, key)
-                setattr(self, key, state.new_zeros((len(wanted), *state.shape[1:])).index_copy_(0, where, state))
-            self.subset_names = _encode(wanted, self.sums.device)
-        return {name: i for i, name in enumerate(wanted)}
+        self._add_subset_names_state()
 
     def update(self, preds: Tensor, target: Tensor, mask: Tensor, subsets: Sequence[str] | None = None) -> None:  # type: ignore[override]
         """Add a batch; ``subsets[i]`` names the sub-dataset of image ``i`` (None: the ``"All"`` row only)."""
@@ -254,18 +223,3 @@ class PerSubsetHarmonizationMetrics(HarmonizationMetrics):
         }
         results[ALL_ROW] = row(self.sums.sum(dim=0), self.images.sum(), self.empty_target.sum())
         return results
-
-    def sync(
-        self,
-        dist_sync_fn: Callable | None = None,
-        process_group: Any | None = None,
-        should_sync: bool = True,
-        distributed_available: Callable | None = None,
-    ) -> None:
-        """Align every process's rows to the union of the subset names, then sum them."""
-        available = distributed_available or self.distributed_available_fn
-        if should_sync and not self._is_synced and callable(available) and available():
-            gather = dist_sync_fn or gather_all_tensors
-            every = gather(self.subset_names, group=process_group or self.process_group)
-            self._use_subsets({name for names in every for name in _decode(names)})
-        super().sync(dist_sync_fn, process_group, should_sync, distributed_available)

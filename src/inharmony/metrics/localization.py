@@ -21,18 +21,17 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import Metric
-from torchmetrics.utilities.distributed import gather_all_tensors
 
 from ..constants import ALL_ROW, METRIC_NAMES
+from ._subset_rows import SubsetRows, decode_names
 from .functional import _per_image_scores, check_protocol
-from .report import order_subsets
 
 __all__ = [
     "LocalizationMetrics",
@@ -245,24 +244,7 @@ def localization_metrics(protocol: str = "official", threshold: float = 0.5) -> 
     return LocalizationMetrics(protocol, threshold)
 
 
-def _encode(names: Sequence[str], device: torch.device) -> Tensor:
-    """Subset names as a ``(S, L)`` uint8 tensor of zero-padded UTF-8 bytes (a syncable state)."""
-    raw = [name.encode() for name in names]
-    width = max(map(len, raw), default=0)
-    rows = [list(b.ljust(width, b"\0")) for b in raw]
-    return torch.tensor(rows, dtype=torch.uint8).reshape(len(raw), width).to(device)
-
-
-def _decode(state: Tensor) -> list[str]:
-    return [bytes(row).rstrip(b"\0").decode() for row in state.to("cpu", torch.uint8).tolist()]
-
-
-def _first(gathered: Tensor) -> Tensor:
-    """Reduction of the names state: every process holds the same names once aligned."""
-    return gathered[0]
-
-
-class PerSubsetMetrics(_ScoreSums):
+class PerSubsetMetrics(SubsetRows, _ScoreSums):
     """AP, F1 and IoU per sub-dataset and over all images (RSRNet's Table 1 layout).
 
     Each image is scored once; its scores are added to its subset's row of the state (``sums``
@@ -292,27 +274,7 @@ class PerSubsetMetrics(_ScoreSums):
 
     def __init__(self, protocol: str = "official", threshold: float = 0.5, **kwargs: Any) -> None:
         super().__init__(protocol, threshold, METRIC_NAMES, (0,), **kwargs)
-        self.add_state("subset_names", torch.zeros(0, 0, dtype=torch.uint8), dist_reduce_fx=_first)
-        self._decoded: tuple[Tensor | None, list[str]] = (None, [])
-
-    def _names(self) -> list[str]:
-        """The subset of each row (decoded once per state tensor)."""
-        if self._decoded[0] is not self.subset_names:
-            self._decoded = (self.subset_names, _decode(self.subset_names))
-        return self._decoded[1]
-
-    def _use_subsets(self, names: Iterable[str]) -> dict[str, int]:
-        """Make sure each name has a row (rows kept in :func:`order_subsets` order); name -> row."""
-        old = self._names()
-        wanted = order_subsets({*old, *names})
-        if wanted != old:
-            where = torch.tensor([wanted.index(n) for n in old], dtype=torch.long, device=self.sums.device)
-            for key in ("sums", "images", "empty_target"):
-                state = getattr(self, key)
-                setattr(self, key, state.new_zeros((len(wanted), *state.shape[1:])).index_copy_(0, where, state))
-            self.subset_names = _encode(wanted, self.sums.device)
-            self._decoded = (self.subset_names, wanted)
-        return {name: i for i, name in enumerate(wanted)}
+        self._add_subset_names_state()
 
     def update(self, preds: Tensor, target: Tensor, subsets: Sequence[str]) -> None:
         """Add a batch; ``subsets[i]`` names the sub-dataset of image ``i``."""
@@ -341,27 +303,12 @@ class PerSubsetMetrics(_ScoreSums):
         results[ALL_ROW] = row(self.sums.sum(dim=0), self.images.sum(), self.empty_target.sum())
         return results
 
-    def sync(
-        self,
-        dist_sync_fn: Callable | None = None,
-        process_group: Any | None = None,
-        should_sync: bool = True,
-        distributed_available: Callable | None = None,
-    ) -> None:
-        """Align the rows of every process to the union of their subset names, then sum them."""
-        available = distributed_available or self.distributed_available_fn
-        if should_sync and not self._is_synced and callable(available) and available():
-            gather = dist_sync_fn or gather_all_tensors
-            every = gather(self.subset_names, group=process_group or self.process_group)
-            self._use_subsets({name for names in every for name in _decode(names)})
-        super().sync(dist_sync_fn, process_group, should_sync, distributed_available)
-
     def merge_state(self, incoming_state: dict[str, Tensor] | Metric) -> None:
         """Add another :class:`PerSubsetMetrics` (or its ``metric_state``) to this one, subset by subset."""
         if isinstance(incoming_state, Metric) and not isinstance(incoming_state, PerSubsetMetrics):
             raise ValueError(f"expected a PerSubsetMetrics, got {type(incoming_state).__name__}")
         state = incoming_state.metric_state if isinstance(incoming_state, Metric) else incoming_state
-        names = _decode(state["subset_names"])
+        names = decode_names(state["subset_names"])
         row = self._use_subsets(names)
         rows = torch.tensor([row[n] for n in names], dtype=torch.long, device=self.sums.device)
         for key in ("sums", "images", "empty_target"):
