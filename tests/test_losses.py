@@ -96,6 +96,34 @@ def test_ssim_multichannel_is_per_channel():
     assert abs(float(ssim(pred, target)) - np.mean(per_channel)) < 1e-6
 
 
+def _ssim_five_blurs(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """SSIM in float64 with one blur per map, per channel: the textbook layout ``ssim`` stacks into one call."""
+    window = gaussian_window().double().view(1, 1, 11, 11)
+
+    def blur(v):
+        return torch.cat([torch.nn.functional.conv2d(v[:, c : c + 1], window, padding=5) for c in range(v.shape[1])], 1)
+
+    mu_p, mu_t = blur(pred), blur(target)
+    var_p, var_t = blur(pred * pred) - mu_p**2, blur(target * target) - mu_t**2
+    cov = blur(pred * target) - mu_p * mu_t
+    c1, c2 = 0.01**2, 0.03**2
+    return (((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))).mean()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_ssim_value_and_gradient_match_five_separate_blurs(channels):
+    pred, target = _pair(4, shape=(2, channels, 20, 18))
+    ours_pred = pred.clone().requires_grad_()
+    ours = ssim(ours_pred, target)
+    ours.backward()
+    ref_pred = pred.double().requires_grad_()
+    ref = _ssim_five_blurs(ref_pred, target.double())
+    ref.backward()
+    assert abs(float(ours) - float(ref)) < 1e-6
+    scale = float(ref_pred.grad.abs().max())
+    torch.testing.assert_close(ours_pred.grad.double(), ref_pred.grad, rtol=0, atol=1e-5 * scale)
+
+
 def test_iou_loss_matches_formula():
     pred, target = _pair(4)
     expected = np.mean(

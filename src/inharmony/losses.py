@@ -113,17 +113,19 @@ def ssim(pred: Tensor, target: Tensor, window_size: int = 11, sigma: float = 1.5
     with _float32(pred):
         pred, target = _check_pair(pred, target, "ssim")
         channels = pred.shape[1]
+        # The five blurred maps come from one depthwise convolution over their stack: the same
+        # per-channel arithmetic as five calls, but a single-channel 11×11 convolution falls on a slow
+        # oneDNN path (its backward especially): fwd+bwd at (8, 1, 32, 32) 8.4 → 1.2 ms, at
+        # (8, 1, 224, 224) 425 → 64 ms on the 2-core CPU.
+        stack = torch.cat([pred, target, pred * pred, target * target, pred * target], dim=1)
         window = gaussian_window(window_size, sigma).to(pred.device)
-        window = window.expand(channels, 1, window_size, window_size).contiguous()
-
-        def blur(x: Tensor) -> Tensor:
-            return F.conv2d(x, window, padding=window_size // 2, groups=channels)
-
-        mu_p, mu_t = blur(pred), blur(target)
+        window = window.expand(stack.shape[1], 1, window_size, window_size).contiguous()
+        blurred = F.conv2d(stack, window, padding=window_size // 2, groups=stack.shape[1])
+        mu_p, mu_t, blur_pp, blur_tt, blur_pt = blurred.split(channels, dim=1)
         mu_pp, mu_tt, mu_pt = mu_p * mu_p, mu_t * mu_t, mu_p * mu_t
-        var_p = blur(pred * pred) - mu_pp
-        var_t = blur(target * target) - mu_tt
-        cov = blur(pred * target) - mu_pt
+        var_p = blur_pp - mu_pp
+        var_t = blur_tt - mu_tt
+        cov = blur_pt - mu_pt
         ssim_map = ((2 * mu_pt + SSIM_C1) * (2 * cov + SSIM_C2)) / (
             (mu_pp + mu_tt + SSIM_C1) * (var_p + var_t + SSIM_C2)
         )
