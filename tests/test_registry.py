@@ -108,6 +108,48 @@ def test_encoder_reuses_timm_resnet_layers() -> None:
         assert ours == theirs, name
 
 
+def test_narrow_encoder_has_the_asked_widths_at_every_layer() -> None:
+    widths = (16, 32, 64, 128)
+    encoder = ResNetEncoder("resnet18", widths=widths)
+    feats = encoder(torch.randn(2, 3, 32, 48))
+    assert encoder.channels == (16, 32, 64, 128, 128)
+    assert [f.shape[1] for f in feats] == list(encoder.channels)
+    assert [(f.shape[2], f.shape[3]) for f in feats] == [(32 // s, 48 // s) for s in (1, 2, 4, 8, 16)]
+    assert encoder.stem_conv.out_channels == 16
+    # ResNet18's block counts, each block as wide as its layer, layer1 fed by the stem's 16 channels
+    layers = [encoder.layer1, encoder.layer2, encoder.layer3, encoder.layer4, encoder.layer5]
+    assert [len(layer) for layer in layers] == [2, 2, 2, 2, 3]
+    assert encoder.layer1[0].conv1.in_channels == 16
+    for layer, width in zip(layers, encoder.channels, strict=True):
+        assert all(block.conv2.out_channels == width for block in layer)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"widths": (16, 32, 64, 128), "pretrained_backbone": True}, r"ImageNet weights exist only for the widths"),
+        ({"widths": (15, 32, 64, 128)}, r"the first even"),
+        ({"widths": (16, 32, 64)}, r"four channel counts"),
+    ],
+)
+def test_narrow_encoder_bad_options_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ResNetEncoder("resnet18", **kwargs)
+
+
+def test_dirl_tiny_is_dirl_at_a_quarter_width() -> None:
+    tiny = inharmony.create_model("dirl_tiny")
+    full = inharmony.create_model("dirl_resnet18")
+    assert type(tiny) is type(full)
+    assert tiny.encoder.channels == (16, 32, 64, 128, 128)
+    assert tiny.decoder.head.in_channels == 16
+    # every block of the paper's network is there, only narrower
+    assert [type(m).__name__ for m in tiny.modules()] == [type(m).__name__ for m in full.modules()]
+    assert sum(p.numel() for p in tiny.parameters()) < 0.1 * sum(p.numel() for p in full.parameters())
+    out = tiny(torch.randn(2, 3, 32, 32))
+    assert out["mask"].shape == (2, 1, 32, 32) and len(out["attention"]) == 5
+
+
 def test_backbone_weights_from_local_file(tmp_path: Path) -> None:
     torch.manual_seed(5)
     reference = timm.create_model("resnet34", pretrained=False)

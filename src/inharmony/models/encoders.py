@@ -23,7 +23,7 @@ from torch import nn
 
 from ._download import ensure_hub_file_available
 
-__all__ = ["BACKBONE_WEIGHTS", "ResNetEncoder", "checkpointed"]
+__all__ = ["BACKBONE_WEIGHTS", "PAPER_WIDTHS", "ResNetEncoder", "checkpointed"]
 
 
 def checkpointed(fn: Callable[..., Any], *args: Any, modules: Sequence[nn.Module]) -> Any:
@@ -72,6 +72,9 @@ def _batchnorm_stats_kept(modules: tuple[nn.Module, ...]) -> Iterator[None]:
                 for buffer, value in zip(m.buffers(recurse=False), values, strict=True):
                     buffer.copy_(value)
 
+# Channels of ResNet18/34's layer1..layer4: the papers' encoder.
+PAPER_WIDTHS = (64, 128, 256, 512)
+
 # ImageNet weights the papers used: torchvision's, which timm publishes under these tags.
 BACKBONE_WEIGHTS = {
     "resnet18": "resnet18.tv_in1k",
@@ -87,32 +90,53 @@ class ResNetEncoder(nn.Module):
         pretrained_backbone: ``False`` (random init), ``True`` (ImageNet weights through timm,
             tag ``<backbone>.tv_in1k``, downloaded once into the Hugging Face cache) or a path to a
             local timm/torchvision ResNet state dict (``.safetensors``, ``.pth``, ``.bin``).
+        widths: Channels of ``layer1..layer4`` (the stem has ``widths[0]``, the fifth stage
+            ``widths[3]``). The papers' ``(64, 128, 256, 512)`` by default; narrower ones (timm's
+            ``channels`` argument) make a cheaper network for CPU demos and have no ImageNet weights.
 
     Example:
         >>> encoder = ResNetEncoder("resnet34")
         >>> [f.shape[1] for f in encoder(torch.zeros(1, 3, 32, 32))]
         [64, 128, 256, 512, 512]
+        >>> narrow = ResNetEncoder("resnet18", widths=(16, 32, 64, 128))
+        >>> narrow.channels
+        (16, 32, 64, 128, 128)
     """
 
-    def __init__(self, backbone: str = "resnet34", pretrained_backbone: bool | str = False) -> None:
+    def __init__(
+        self,
+        backbone: str = "resnet34",
+        pretrained_backbone: bool | str = False,
+        widths: Sequence[int] = PAPER_WIDTHS,
+    ) -> None:
         super().__init__()
         if backbone not in BACKBONE_WEIGHTS:
             raise ValueError(
                 f"unsupported backbone {backbone!r}; choose one of {sorted(BACKBONE_WEIGHTS)}"
             )
-        resnet = _build_resnet(backbone, pretrained_backbone)
+        widths = tuple(int(w) for w in widths)
+        if len(widths) != 4 or min(widths) < 2 or widths[0] % 2:
+            raise ValueError(
+                f"widths must be four channel counts (layer1..layer4), the first even, got {widths}"
+            )
+        if widths != PAPER_WIDTHS and pretrained_backbone not in (False, None):
+            raise ValueError(
+                f"ImageNet weights exist only for the widths {PAPER_WIDTHS}, not {widths}: "
+                "pass pretrained_backbone=False for a narrower encoder"
+            )
+        resnet = _build_resnet(backbone, pretrained_backbone, widths)
         self.backbone = backbone
-        self.channels = (64, 128, 256, 512, 512)
+        self.channels = (*widths, widths[3])
         self.strides = (1, 2, 4, 8, 16)
-        self.stem_conv = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=True)
-        self.stem_bn = nn.BatchNorm2d(64)
+        self.stem_conv = nn.Conv2d(3, widths[0], kernel_size=3, stride=1, padding=1, bias=True)
+        self.stem_bn = nn.BatchNorm2d(widths[0])
         self.stem_act = nn.ReLU(inplace=True)
         self.layer1 = resnet.layer1
         self.layer2 = resnet.layer2
         self.layer3 = resnet.layer3
         self.layer4 = resnet.layer4
         self.pool5 = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer5 = nn.Sequential(*(BasicBlock(512, 512) for _ in range(3)))
+        self.layer5 = nn.Sequential(*(BasicBlock(widths[3], widths[3]) for _ in range(3)))
         self.grad_checkpointing = False
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -128,7 +152,7 @@ class ResNetEncoder(nn.Module):
         return self.layer1(self.stem_act(self.stem_bn(self.stem_conv(x))))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Features ``[f1, f2, f4, f8, f16]`` (64, 128, 256, 512, 512 channels)."""
+        """Features ``[f1, f2, f4, f8, f16]`` (``self.channels``: 64, 128, 256, 512, 512 by default)."""
         if self.grad_checkpointing:
             f1 = checkpointed(self._full_resolution, x, modules=[self.stem_bn, self.layer1])
         else:
@@ -140,9 +164,15 @@ class ResNetEncoder(nn.Module):
         return [f1, f2, f4, f8, f16]
 
 
-def _build_resnet(backbone: str, pretrained_backbone: bool | str) -> nn.Module:
+def _build_resnet(backbone: str, pretrained_backbone: bool | str, widths: tuple[int, ...] = PAPER_WIDTHS) -> nn.Module:
     if pretrained_backbone is False or pretrained_backbone is None:
-        return timm.create_model(backbone, pretrained=False)
+        if widths == PAPER_WIDTHS:
+            return timm.create_model(backbone, pretrained=False)
+        # timm feeds layer1 64 channels unless the stem is "deep" (two convolutions, 2 × stem_width out);
+        # that stem is dropped here (ours replaces it), so it only sets layer1's input width to widths[0].
+        return timm.create_model(
+            backbone, pretrained=False, channels=widths, stem_type="deep", stem_width=widths[0] // 2
+        )
     tag = BACKBONE_WEIGHTS[backbone]
     if isinstance(pretrained_backbone, (str, os.PathLike)):
         path = os.fspath(pretrained_backbone)
