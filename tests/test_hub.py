@@ -187,11 +187,12 @@ class _RecordingDIRL(DIRL, HubMixin):
 
 def test_hub_mixin_records_constructor_arguments(tmp_path, x):
     model = _RecordingDIRL(backbone="resnet18", decoder_channels=8)
-    assert init_kwargs(model) == {"backbone": "resnet18", "decoder_channels": 8, "pretrained_backbone": False}
+    recorded = {"backbone": "resnet18", "decoder_channels": 8, "pretrained_backbone": False}
+    assert init_kwargs(model) == {**recorded, "encoder_widths": (64, 128, 256, 512)}  # defaults are recorded too
     model = _randomise_bn(model)
     folder = model.save_pretrained(tmp_path / "m", model_name="dirl_resnet18")
     config = json.loads((folder / "config.json").read_text())
-    assert config["model_args"] == {"backbone": "resnet18", "decoder_channels": 8, "pretrained_backbone": False}
+    assert config["model_args"] == {**recorded, "encoder_widths": [64, 128, 256, 512]}
     loaded = inharmony.from_pretrained(folder)
     assert torch.equal(_mask(loaded, x), _mask(model, x))
     with pytest.raises(HubConfigError, match="not a _RecordingDIRL"):
