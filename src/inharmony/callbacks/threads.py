@@ -32,17 +32,19 @@ class AdaptiveThreads(Callback):
     and 0.21 s with 1; idle, 0.10 s with 2 and 0.17 s with 1. No library we know of adapts torch's
     thread count to load during training, hence this callback.
 
-    A probe times ``window`` training batches at each candidate count (the one in use first) and keeps
-    the count with the lowest median; a candidate whose first two batches are both over 1.5x the best
-    median so far is dropped at once, so probing a bad count costs two batches. Probes run after
-    ``warmup_steps``; then whenever the median of the last ``window`` batches grows to 1.3x what the
-    last probe measured for the count in use (other programs started); and, while fewer threads than
-    the most are in use, every ``probe_every_n_steps`` steps (they may have stopped). So an idle machine
-    is probed once, and its runs stay reproducible. The outcome of the first probe and of any probe that
-    changes the count is printed. Only the training batches are timed (forward, backward, optimizer; not
-    data loading, validation or checkpointing). The count in force before training is restored when
-    training ends. Nothing is done when training runs on a GPU (the count matters little there), and
-    each process of a multi-process run tunes its own count.
+    A probe times ``window`` training batches at each candidate count, the one in use first, and keeps
+    the fastest median (the one in use unless another is 10 % faster). A candidate whose first two
+    batches are both over 1.5x the best median so far is dropped at once, so probing a bad count costs
+    two batches. Probes run after ``warmup_steps``; then whenever the median of the last
+    ``3 * window`` batches grows to 1.3x what the last probe measured for the count in use (other
+    programs started); and, while fewer threads than the most are in use, every
+    ``probe_every_n_steps`` steps (they may have stopped). So an idle machine is probed once. Thread
+    counts round differently, and the probe's length depends on timing, so two runs are not bitwise
+    identical (leave the callback out for that). The outcome of the first probe and of any probe that
+    changes the count is printed. Only the training batches are timed (forward, backward, optimizer;
+    not data loading, validation or checkpointing). The count in force before training is restored when training ends.
+    Nothing is done when training runs on a GPU (the count matters little there), and each process of
+    a multi-process run tunes its own count.
 
     Args:
         candidates: Thread counts to try (default: the count when training starts, its half, and 1).
@@ -59,8 +61,8 @@ class AdaptiveThreads(Callback):
     #: A candidate is dropped from a probe when its first two batches both exceed this multiple of the best median.
     DROP_RATIO = 1.5
     #: The count in use is kept unless another is faster by more than this fraction (timing noise).
-    KEEP_MARGIN = 0.03
-    #: A probe starts when the recent median batch time reaches this multiple of the last probe's.
+    KEEP_MARGIN = 0.10
+    #: A probe starts when the median of the last ``3 * window`` batches reaches this multiple of the last probe's.
     SLOWDOWN = 1.3
 
     def __init__(
@@ -95,7 +97,7 @@ class AdaptiveThreads(Callback):
         self._samples: dict[int, list[float]] = {}
         self._next_probe: float = 0
         self._reference: float | None = None  # the last probe's median for the count in use
-        self._recent: deque[float] = deque(maxlen=window)
+        self._recent: deque[float] = deque(maxlen=3 * window)  # long enough to ride out a few slow batches
         self._batch_start: float | None = None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -126,7 +128,7 @@ class AdaptiveThreads(Callback):
         self._batch_start = None
         if not self._queue:
             self._recent.append(seconds)
-            slower = self._reference is not None and len(self._recent) == self.window
+            slower = self._reference is not None and len(self._recent) == self._recent.maxlen
             if slower and statistics.median(self._recent) > self.SLOWDOWN * self._reference:
                 self._next_probe = trainer.global_step
             return
