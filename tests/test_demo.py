@@ -6,6 +6,7 @@ import json
 
 import cv2
 import numpy as np
+import yaml
 from PIL import Image
 
 from inharmony.cli import main
@@ -14,9 +15,12 @@ from inharmony.cli.demo import find_config, read_recipe, trivial_scores
 
 def test_packaged_demo_config_is_found():
     config = find_config("demo.yaml")
-    assert config.name == "demo.yaml" and "dirl_resnet18" in config.read_text()
+    assert config.name == "demo.yaml"
     plan = read_recipe(config)
-    assert plan["max_steps"] >= 300 and plan["has_progress"] and not plan["one_cycle"]
+    assert plan["model"] == "dirl_tiny" and plan["image_size"] == 32
+    # the one-cycle schedule follows the step budget, so it must span the config's own budget too
+    assert plan["max_steps"] >= 1000 and plan["has_progress"] and plan["one_cycle"]
+    assert plan["max_steps"] == yaml.safe_load(config.read_text())["model"]["lr_scheduler"]["init_args"]["total_steps"]
     assert plan["precision"] == "32-true"  # bf16-mixed is faster per step but did not keep the IoU (demo.yaml)
     assert "max_time" not in config.read_text().split("seed_everything")[1]  # no silent time cap
 
@@ -76,6 +80,8 @@ def test_short_demo_writes_table_panels_and_report(tmp_path, capsys, monkeypatch
     assert list(results) == ["HSynth", "All"]
     report = json.loads((out / "demo.json").read_text())
     assert report["train_steps"] == 2
+    # The final weights are tested (not the best-by-validation checkpoint), and the report says which.
+    assert report["tested_checkpoint"].endswith("last.ckpt") and "[3/4] testing last.ckpt" in printed
     assert report["results"]["All"]["iou"] == results["All"]["iou"]
     assert "trivial predictor" in (out / "metrics.md").read_text()
 
