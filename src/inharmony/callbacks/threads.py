@@ -55,7 +55,7 @@ class AdaptiveThreads(Callback):
     Example:
         >>> from lightning.pytorch import Trainer
         >>> trainer = Trainer(max_steps=2000, callbacks=[AdaptiveThreads()])  # doctest: +SKIP
-        threads: 1 (1: 0.21 s/step, 2: 1.37 s/step; measured at step 5)
+        threads: 1 (1: 0.21 s/step, 2: 1.37 s/step; measured at step 13)
     """
 
     #: A candidate is dropped from a probe when its first two batches both exceed this multiple of the best median.

@@ -79,7 +79,7 @@ def demo(
     steps: int | None = None,
     panels: int = 16,
     panel_size: int = 256,
-    weights: Literal["last", "best"] = "last",
+    test_checkpoint: Literal["last", "best"] = "last",
     overrides: list[str] | None = None,
 ) -> int:
     """Train and test a small model on synthetic composites (CPU, offline, a few minutes).
@@ -101,7 +101,7 @@ def demo(
             one-cycle learning-rate schedule, which follows the budget).
         panels: Prediction panels to write.
         panel_size: Height in pixels of each panel's tiles (enlarged by an integer factor, nearest).
-        weights: Which weights to test: ``last`` (the final ones, where the one-cycle schedule anneals
+        test_checkpoint: Which weights to test: ``last`` (the final ones, where the one-cycle schedule anneals
             to) or ``best`` (the checkpoint with the best validation IoU, scored on a few dozen
             composites of the training photos: too few to choose well, see demo.yaml).
         overrides: Extra LightningCLI options, given after ``--``, e.g. ``-- --trainer.precision 32-true``.
@@ -154,7 +154,7 @@ def demo(
 
     last = next((c.last_model_path for c in fit.trainer.callbacks if isinstance(c, LastCheckpoint)), "")
     best = fit.trainer.checkpoint_callback.best_model_path or last
-    tested = last if weights == "last" and last else best
+    tested = last if test_checkpoint == "last" and last else best
     fit_seconds = time.perf_counter() - fit_start
     trained_steps = fit.trainer.global_step
     if trained_steps < budget:
