@@ -29,7 +29,7 @@ class AdaptiveThreads(Callback):
     When other programs hold some of the cores, every operator waits for whichever thread the OS has
     set aside, and more threads are slower than fewer. Measured on a 2-core CPU beside two
     busy-looping programs, a ``dirl_tiny`` training step (32 px, batch 8) took 1.37 s with 2 threads
-    and 0.21 s with 1; idle, 0.10 s with 2 and 0.17 s with 1. No library we know of adapts torch's
+    and 0.21 s with 1; idle, 0.09 s with 2 and 0.13 s with 1. No library we know of adapts torch's
     thread count to load during training, hence this callback.
 
     A probe times ``window`` training batches at each candidate count, the one in use first, and keeps

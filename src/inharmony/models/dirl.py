@@ -248,7 +248,7 @@ class DIRL(HubMixin, nn.Module):
         backbone: Encoder, ``"resnet34"`` (the paper) or ``"resnet18"``.
         decoder_channels: Width of the BFI outputs, MDA and GGD (official: 32).
         pretrained_backbone: ImageNet initialisation of the encoder; see :class:`ResNetEncoder`.
-        encoder_widths: Channels of the encoder's ``layer1..layer4`` (official: 64, 128, 256, 512);
+        encoder_widths: Channels of the encoder's ``layer1..layer4`` (official: ``PAPER_WIDTHS``);
             see :class:`ResNetEncoder`.
 
     Inputs are ImageNet-normalised RGB ``(B, 3, H, W)`` with ``H`` and ``W`` multiples of 16.

@@ -164,7 +164,7 @@ class ResNetEncoder(nn.Module):
         return [f1, f2, f4, f8, f16]
 
 
-def _build_resnet(backbone: str, pretrained_backbone: bool | str, widths: tuple[int, ...] = PAPER_WIDTHS) -> nn.Module:
+def _build_resnet(backbone: str, pretrained_backbone: bool | str, widths: tuple[int, ...]) -> nn.Module:
     if pretrained_backbone is False or pretrained_backbone is None:
         if widths == PAPER_WIDTHS:
             return timm.create_model(backbone, pretrained=False)
