@@ -16,6 +16,7 @@ foreground fraction. Images are 64–96 px; masks are 8-bit single-channel PNGs 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -151,6 +152,26 @@ def fake_ihd(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fake_ihd_spec(fake_ihd: Path) -> list[FakeComposite]:
     """What ``fake_ihd`` holds: one :class:`FakeComposite` per composite image."""
     return fake_ihd_plan()
+
+
+@pytest.fixture
+def tiny_cli_args(fake_ihd: Path, tmp_path: Path) -> Callable[[str], list[str]]:
+    """``tiny_cli_args(model)``: LightningCLI options for a tiny CPU run of ``model`` on ``fake_ihd``.
+
+    32 px, batch 4, no loader workers, no progress bar, summary, sanity check or sample panels; the run
+    folder is ``tmp_path / "run"``.
+    """
+
+    def args(model: str) -> list[str]:
+        return [
+            "--model.model", model, "--data.root", str(fake_ihd), "--data.image_size", "32",
+            "--data.batch_size", "4", "--data.num_workers", "0", "--trainer.accelerator", "cpu",
+            "--trainer.devices", "1", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary",
+            "false", "--trainer.num_sanity_val_steps", "0", "--samples.every_n_steps", "0",
+            "--trainer.default_root_dir", str(tmp_path / "run"),
+        ]  # fmt: skip
+
+    return args
 
 
 @pytest.fixture(scope="module")

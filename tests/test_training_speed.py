@@ -157,17 +157,11 @@ def test_bf16_autocast_loss_is_float32_and_close():
     assert abs(float(bf16) - float(fp32)) < 0.05 * float(fp32)
 
 
-def test_test_precision_goes_through_optimize(fake_ihd, tmp_path, monkeypatch, capsys):
+def test_test_precision_goes_through_optimize(tiny_cli_args, tmp_path, monkeypatch, capsys):
     from inharmony import inference
     from inharmony.cli import main
 
-    tiny = [
-        "--model.model", "dirl_resnet18", "--data.root", str(fake_ihd), "--data.image_size", "32",
-        "--data.batch_size", "4", "--data.num_workers", "0", "--trainer.accelerator", "cpu",
-        "--trainer.devices", "1", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary",
-        "false", "--trainer.num_sanity_val_steps", "0", "--samples.every_n_steps", "0",
-        "--trainer.default_root_dir", str(tmp_path / "run"),
-    ]  # fmt: skip
+    tiny = tiny_cli_args("dirl_resnet18")
     assert main(["fit", *tiny, "--trainer.max_steps", "2"]) == 0
     ckpt = str(next((tmp_path / "run").rglob("last.ckpt")))
     calls = []

@@ -846,6 +846,8 @@ class Predictor:
             and on GPUs, ``"fp16"`` needs CUDA, ``"auto"`` is :func:`auto_precision`: bf16 where it is native,
             else fp32); the caller's model is then left untouched and :attr:`model` is the optimized copy.
         compile: With ``precision``, also ``torch.compile`` the network (see :func:`optimize`).
+        tta: ``None`` (default): one pass per image. ``"h"``, ``"v"`` or ``"hv"``: the masks of flipped
+            copies averaged (:class:`~inharmony.tta.FlipAverage`; 2, 2 or 4 passes per image).
 
     Inputs: a path, a PIL image, an H×W×3 ``uint8`` RGB array (H×W grey, H×W×4 RGBA, ``uint16``
     or float in [0, 1] also work), or a list of these (or an N×H×W×3 array). EXIF rotation is
@@ -877,7 +879,12 @@ class Predictor:
         weights: str | os.PathLike[str] | None = None,
         precision: str | None = None,
         compile: bool = False,
+        tta: str | None = None,
     ) -> None:
+        from .tta import FLIP_CHOICES, FlipAverage
+
+        if tta is not None and tta not in FLIP_CHOICES:
+            raise ValueError(f"tta must be None or one of {', '.join(map(repr, FLIP_CHOICES))}, got {tta!r}")
         model = _resolve_model(model, weights)
         if compile and precision is None:
             precision = "fp32"
@@ -897,7 +904,10 @@ class Predictor:
         else:  # the copy is moved, not the caller's model
             self.model = optimize(model, precision=precision, compile=compile, device=self.device)
             precision = self.model.precision  # "auto" resolved
+        if tta is not None:
+            self.model = FlipAverage(self.model, flips=tta)
         self.precision = precision
+        self.tta = tta
         self.batch_size = batch_size
 
     def __repr__(self) -> str:

@@ -60,7 +60,8 @@ class LocalizationTask(L.LightningModule):
     Mixed precision is the trainer's: ``trainer.precision: bf16-mixed`` (CPU and GPU) or ``16-mixed``
     (GPU) runs the network under autocast; the losses compute in float32 whatever the precision.
     :attr:`inference_precision` (set by ``inharmony test --precision bf16``) tests through
-    :func:`inharmony.inference.optimize` instead of the plain network.
+    :func:`inharmony.inference.optimize` instead of the plain network, and :attr:`inference_tta`
+    (``inharmony test --tta hv``) through :class:`inharmony.tta.FlipAverage`.
 
     The network is ``self.model``, so checkpoint keys are ``"model.<network key>"``; the model name
     and ``model_kwargs`` are saved as hyper-parameters, so :meth:`load_from_checkpoint` rebuilds
@@ -77,6 +78,10 @@ class LocalizationTask(L.LightningModule):
     inference_precision: str | None = None
     """``"fp32"``, ``"bf16"`` or ``"fp16"``: test through :func:`inharmony.inference.optimize` (BatchNorm
     folded, channels_last, autocast) at that precision; ``None`` (default): the plain network."""
+
+    inference_tta: str | None = None
+    """``"h"``, ``"v"`` or ``"hv"``: test through :class:`inharmony.tta.FlipAverage` (the masks of flipped
+    copies averaged; set by ``inharmony test --tta hv``); ``None`` (default): one pass per image."""
 
     def __init__(
         self,
@@ -208,12 +213,16 @@ class LocalizationTask(L.LightningModule):
 
     def on_test_start(self) -> None:
         # Built here, after Lightning has loaded --ckpt_path's weights and moved the network.
+        network = None
         if self.inference_precision is not None:
             from .inference import optimize
 
-            self.__dict__["_inference_model"] = optimize(
-                self.model, precision=self.inference_precision, channels_last=True
-            )
+            network = optimize(self.model, precision=self.inference_precision, channels_last=True)
+        if self.inference_tta is not None:
+            from .tta import FlipAverage
+
+            network = FlipAverage(network if network is not None else self.model, flips=self.inference_tta)
+        self.__dict__["_inference_model"] = network
 
     def on_test_end(self) -> None:
         self.__dict__["_inference_model"] = None

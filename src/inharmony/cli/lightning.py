@@ -128,6 +128,14 @@ class InharmonyCLI(LightningCLI):
             "bf16), else fp32. Default: the plain network as trained. Training precision is --trainer.precision "
             "(e.g. bf16-mixed)",
         )
+        parser.add_argument(
+            "--tta",
+            type=Literal["h", "v", "hv"] | None,
+            default=None,
+            help="'test' only: average the masks of flipped copies of each image (inharmony.tta.FlipAverage): "
+            "h = as is + left-right (2 passes), v = + upside down (2), hv = all four flips (4 passes). "
+            "Default: one pass",
+        )
 
     def _parse_ckpt_path(self) -> None:
         # Replaces LightningCLI's, which reads the checkpoint's hyper-parameters into the config: here
@@ -146,6 +154,10 @@ class InharmonyCLI(LightningCLI):
             raise TrainingCommandError(
                 f"--precision is for 'inharmony test' only (it evaluates through inharmony.inference.optimize); "
                 f"for '{self.config.subcommand}' set the training precision with --trainer.precision, e.g. bf16-mixed"
+            )
+        if config.get("tta") is not None and self.config.subcommand != "test":
+            raise TrainingCommandError(
+                f"--tta is for 'inharmony test' only; '{self.config.subcommand}' runs the network once per image"
             )
         check_arguments(config)
         if (config.get("checkpoint") or {}).get("save_last"):
@@ -190,6 +202,9 @@ class InharmonyCLI(LightningCLI):
         precision = self.config.test.get("precision")
         if precision is not None:
             self.model.inference_precision = precision
+        tta = self.config.test.get("tta")
+        if tta is not None:
+            self.model.inference_tta = tta
 
     def after_test(self) -> None:
         self.result_files = []
@@ -214,6 +229,8 @@ class InharmonyCLI(LightningCLI):
             title = results_title(name, self.datamodule, ckpt_path, output=output)
             if self.config.test.get("precision"):
                 title += f" — {self.config.test.precision} (inharmony.inference.optimize)"
+            if self.config.test.get("tta"):
+                title += f" — flip TTA {self.config.test.tta!r} (inharmony.tta.FlipAverage)"
             print_results_table(results, title=title)
             json_path = out / ("metrics.json" if i == 0 else f"metrics-{output}.json")
             with atomic_write(json_path, "w") as fh:

@@ -205,6 +205,7 @@ def predict_images(
     overlay: bool = True,
     trust_checkpoint: bool = False,
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32",
+    tta: Literal["h", "v", "hv"] | None = None,
 ) -> int:
     """Predict inharmonious-region masks (and overlays) for images or folders of images.
 
@@ -236,6 +237,8 @@ def predict_images(
         precision: ``fp32`` (BatchNorm folded, channels_last: within 1e-5 of eager), ``bf16`` (faster on
             CPUs with AVX512-BF16/AMX and on GPUs; masks move by a few hundredths), ``fp16`` (CUDA only) or
             ``auto`` (bf16 on CPUs with AVX512-BF16/AMX and on GPUs with bf16, else fp32).
+        tta: Average the masks of flipped copies of each image: ``h`` (as is + left-right, 2 passes),
+            ``v`` (+ upside down, 2) or ``hv`` (all four flips, 4 passes). Default: one pass.
 
     Example:
         inharmony predict photos/ --model dirl --weights dirl_hub_folder --out masks/
@@ -276,7 +279,9 @@ def predict_images(
         )
     network = load(model, weights, trust_checkpoint=trust_checkpoint)
     try:
-        predictor = Predictor(network, size=size, device=device, batch_size=batch_size, precision=precision)
+        predictor = Predictor(
+            network, size=size, device=device, batch_size=batch_size, precision=precision, tta=tta
+        )
     except ValueError as err:  # a size that is not a multiple, fp16 on a CPU ...
         return error(str(err))
     reduced_decoding = bool(getattr(getattr(predictor.preprocessing, "pixels", None), "reduced_decoding", True))
