@@ -56,7 +56,7 @@ def test_config_picks_the_harmonization_task():
 
 
 @pytest.mark.parametrize("model", ["s2am", "s2am_maskfree"])
-def test_fit_then_test_through_the_cli(model, synth_root, tmp_path):
+def test_fit_then_test_through_the_cli(model, synth_root, tmp_path, capsys):
     common = [
         "--model.model", model, "--model.model_kwargs", TINY, "--data.root", str(synth_root),
         "--data.image_size", "32", "--data.batch_size", "2", "--data.num_workers", "0", "--data.le50", "false",
@@ -82,6 +82,11 @@ def test_fit_then_test_through_the_cli(model, synth_root, tmp_path):
     assert ("ap" in row) == (model == "s2am_maskfree")  # the mask-free model is scored as a localizer too
     md = (out / "metrics.md").read_text()
     assert "| MSE | fMSE | PSNR (dB) |" in md
+    # The harmonization task tests its plain network: --tta and --precision are refused, not ignored.
+    capsys.readouterr()
+    for option, value in (("--tta", "hv"), ("--precision", "bf16")):
+        assert main([*test, option, value]) == 2
+        assert f"{option} is for the localization models' test" in capsys.readouterr().err
 
 
 def test_pasting_keeps_the_background_and_gan_trains(synth_root):

@@ -415,6 +415,12 @@ class HarmonizationCLIMixin:
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.config.subcommand]
+        for option in ("precision", "tta"):
+            if config.get(option) is not None:  # HarmonizationTask tests its plain network: refuse, never ignore
+                raise TrainingCommandError(
+                    f"--{option} is for the localization models' test; a harmonizer is tested as trained "
+                    f"(drop --{option})"
+                )
         model = config.get("model") or {}
         downs = (model.get("model_kwargs") or {}).get("num_downs")
         data = config.get("data") or {}
