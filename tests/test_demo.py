@@ -83,6 +83,11 @@ def test_short_demo_writes_table_panels_and_report(tmp_path, capsys, monkeypatch
     # The final weights are tested (not the best-by-validation checkpoint), and the report says which.
     assert report["tested_checkpoint"].endswith("last.ckpt") and "[3/4] testing last.ckpt" in printed
     assert report["results"]["All"]["iou"] == results["All"]["iou"]
+    # The headline is flip-averaged (--tta hv, the default); the one-pass table is written beside it.
+    one_pass = json.loads((out / "test-one-pass" / "metrics.json").read_text())
+    assert report["tta"] == "hv" and report["results_one_pass"]["All"] == one_pass["All"]
+    assert report["results"]["All"]["ap"] != one_pass["All"]["ap"]
+    assert "with flip TTA hv (one pass: " in printed and "one pass per image" in (out / "metrics.md").read_text()
     assert "trivial predictor" in (out / "metrics.md").read_text()
 
     # Test composites come only from photos never used for training.

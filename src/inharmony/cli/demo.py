@@ -80,6 +80,7 @@ def demo(
     panels: int = 16,
     panel_size: int = 256,
     test_checkpoint: Literal["last", "best"] = "last",
+    tta: Literal["none", "h", "v", "hv"] = "hv",
     overrides: list[str] | None = None,
 ) -> int:
     """Train and test a small model on synthetic composites (CPU, offline, a few minutes).
@@ -87,8 +88,9 @@ def demo(
     Steps: (1) write synthetic composites from scikit-image's bundled photos (no download), some
     photos held out for test only; (2) train ``configs/demo.yaml`` for its step budget
     (``trainer.max_steps``; no time cap: a busy machine takes longer, it never trains less), printing
-    progress with an ETA; (3) test the trained weights on the held-out photos' composites and print
-    the table next to an "all foreground" predictor; (4) save ``image | ground truth | prediction``
+    progress with an ETA; (3) test the trained weights on the held-out photos' composites, one pass per
+    image and with flip test-time augmentation (``tta``), and print the tables next to an "all
+    foreground" predictor; (4) save ``image | ground truth | prediction``
     panels, enlarged to ``panel_size`` pixels high (nearest neighbour, so the network's pixels stay
     visible). Everything goes to ``--out``.
 
@@ -104,6 +106,10 @@ def demo(
         test_checkpoint: Which weights to test: ``last`` (the final ones, where the one-cycle schedule anneals
             to) or ``best`` (the checkpoint with the best validation IoU, scored on a few dozen
             composites of the training photos: too few to choose well, see demo.yaml).
+        tta: The headline score's test-time augmentation: ``hv`` (default) averages the masks of the four
+            flips of each image (:class:`~inharmony.tta.FlipAverage`; 4 passes, +2.6 IoU points on average on
+            this test set, see demo.yaml), ``h`` / ``v`` two of them, ``none`` one pass. The one-pass
+            table is always printed and saved too.
         overrides: Extra LightningCLI options, given after ``--``, e.g. ``-- --trainer.precision 32-true``.
 
     Example:
@@ -161,14 +167,25 @@ def demo(
         print(f"WARNING: training stopped after {trained_steps} of {budget} steps (a time limit or an early stop)")
 
     print(f"[3/4] testing {Path(tested).name} on composites of photos not used in training")
-    test = lightning_cli(["test", *common, "--ckpt_path", tested, "--out", str(root), "--trainer.logger", "false"])
-    results = test.test_results
+    test_args = ["test", *common, "--ckpt_path", tested, "--trainer.logger", "false"]
+    one_pass_dir = root / "test-one-pass" if tta != "none" else root
+    test = lightning_cli([*test_args, "--out", str(one_pass_dir)])
+    one_pass = test.test_results
+    results = one_pass
+    if tta != "none":
+        print(f"      and again with flip test-time augmentation ({tta}: the masks of flipped copies averaged)")
+        test = lightning_cli([*test_args, "--out", str(root), "--tta", tta])
+        results = test.test_results
 
     print(
         f"[4/4] writing prediction panels (image | ground truth | prediction, {plan['image_size']}-px network "
         f"input enlarged to {panel_size} px, nearest) to {root / 'predictions'}"
     )
     model = test.model.eval()
+    if tta != "none":
+        from ..tta import FlipAverage
+
+        model = FlipAverage(model, flips=tta)
     datamodule = test.datamodule
     datamodule.setup("test")
     masks, written = [], 0
@@ -184,13 +201,16 @@ def demo(
     trivial = trivial_scores(masks)
     print_results_table({"all foreground (trivial)": trivial}, title="trivial predictor, same test images")
     model_iou, trivial_iou = results["All"]["iou"], trivial["iou"]
+    how = f"with flip TTA {tta} (one pass: {one_pass['All']['iou']:.3f})" if tta != "none" else "one pass"
     verdict = (
-        f"IoU {model_iou:.3f} vs {trivial_iou:.3f} for predicting all foreground "
+        f"IoU {model_iou:.3f} {how} vs {trivial_iou:.3f} for predicting all foreground "
         f"({model_iou / trivial_iou:.1f}×, {100 * (model_iou - trivial_iou):+.1f} points)"
     )
     total = time.perf_counter() - start
     report = {
         "results": results,
+        "tta": tta,
+        "results_one_pass": one_pass,
         "trivial_all_foreground": trivial,
         "train_steps": trained_steps,
         "step_budget": budget,
@@ -206,7 +226,9 @@ def demo(
     with atomic_write(root / "demo.json", "w") as fh:
         fh.write(json.dumps(report, indent=2, default=str) + "\n")
     title = f"demo: {fit.model.model_name}, {trained_steps} steps, {fit_seconds / 60:.1f} min"
-    md = results_markdown(results, title=title)
+    md = results_markdown(results, title=title + (f", flip TTA {tta}" if tta != "none" else ""))
+    if tta != "none":
+        md += "\n" + results_markdown(one_pass, title=title + ", one pass per image")
     md += "\n" + results_markdown({"all foreground (trivial)": trivial}, title="trivial predictor") + f"\n{verdict}\n"
     with atomic_write(root / "metrics.md", "w") as fh:
         fh.write(md)
