@@ -36,6 +36,7 @@ from torch import nn
 from .constants import IMAGENET_MEAN, IMAGENET_STD
 from .errors import DataError, ImageReadError
 from .preprocessing import EvalPreprocess, decode_image
+from .tta import FLIP_CHOICES, FlipAverage
 
 __all__ = [
     "MIN_SIDE",
@@ -881,8 +882,6 @@ class Predictor:
         compile: bool = False,
         tta: str | None = None,
     ) -> None:
-        from .tta import FLIP_CHOICES, FlipAverage
-
         if tta is not None and tta not in FLIP_CHOICES:
             raise ValueError(f"tta must be None or one of {', '.join(map(repr, FLIP_CHOICES))}, got {tta!r}")
         model = _resolve_model(model, weights)
