@@ -12,9 +12,12 @@ this module lays out the page and wires its events:
   not run again.
 - ``harmonize`` (only when :mod:`inharmony.harmonize` is importable): before | after.
 
-Every expected problem (an unreadable upload, weights out of reach) becomes a :class:`gradio.Error`
-whose message the page shows; the server keeps serving. Requests are queued and the network runs one
-request at a time (two would only share the same CPU cores).
+Every value a visitor sends is checked on the server by :mod:`.checks` against what the page offers
+(the model, the weights choice, the threshold, the photo being an upload), whatever the widgets
+allow: the HTTP API can be called with anything. Every expected problem (an unreadable upload,
+weights out of reach, a refused value) becomes a :class:`gradio.Error` whose message holds no file
+contents and no server path the visitor did not type; the server keeps serving. Requests are queued
+and the network runs one request at a time (two would only share the same CPU cores).
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import os
 import shutil
 import sys
 import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +47,10 @@ except ImportError as err:  # the optional extra
 
 from ..errors import InharmonyError
 from ..files import atomic_write_bytes
-from ..inference import Predictor, check_threshold, resize_mask_uint8
+from ..inference import Predictor, resize_mask_uint8
 from . import images
 from .bundled import example_paths
+from .checks import Offer, VisitorError, check_upload, redact, safe_stem
 from .harmonizer import HarmonizerSlot
 from .models import GIVEN, PUBLISHED, UNTRAINED, ModelCache, localizer_models, weight_choices, weights_key
 
@@ -83,13 +88,16 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except (InharmonyError, ValueError, FileNotFoundError) as err:
+        except VisitorError as err:  # already written for the visitor
             raise gr.Error(str(err), title="Cannot do that") from err
+        except (InharmonyError, ValueError, FileNotFoundError) as err:
+            raise gr.Error(redact(str(err)), title="Cannot do that") from err
         except MemoryError as err:
             raise gr.Error("out of memory; try a smaller photo", title="Too large") from err
-        except Exception as err:
+        except Exception as err:  # the details go to the operator's log, not to the visitor
             traceback.print_exc(file=sys.stderr)
-            raise gr.Error(f"unexpected error ({type(err).__name__}: {err})", title="Error") from err
+            message = f"unexpected error ({type(err).__name__}); the server's log has the details"
+            raise gr.Error(message, title="Error") from err
 
     return wrapper
 
@@ -99,25 +107,14 @@ def _private() -> dict[str, Any]:
     return {"api_visibility": "private"} if int(gr.__version__.split(".")[0]) >= 6 else {"show_api": False}
 
 
-def _upload_path(payload: Any) -> tuple[str, str | None] | None:
-    """``(path on the server, original file name)`` of an image component's raw value, or None when empty."""
-    if payload is None:
-        return None
-    if isinstance(payload, str):
-        return payload, None
-    if isinstance(payload, dict) and payload.get("path"):
-        return str(payload["path"]), payload.get("orig_name")
-    raise InharmonyError("the upload did not arrive; try again")
-
-
-def _describe(model: str, weights: str) -> str:
+def _describe(model: str, weights: str, typed: str | None = None) -> str:
     if weights == UNTRAINED:
         return f"**{model}** with *untrained (random) weights*: the mask shows the page working, not a prediction"
     if weights == PUBLISHED:
         return f"**{model}** with its published weights"
     if weights == GIVEN:
         return f"**{model}**"
-    return f"**{model}** with weights `{weights}`"
+    return f"**{model}** with weights `{(typed or weights).replace('`', '')}`"
 
 
 def build_app(
@@ -130,8 +127,10 @@ def build_app(
     max_pixels: int = images.MAX_PIXELS,
     harmonizer: Any = "s2am",
     harmonizer_weights: str | None = None,
-    allow_custom_weights: bool = True,
+    allow_custom_weights: bool | None = None,
+    weights_roots: Sequence[str | os.PathLike[str]] = (),
     preload: bool = True,
+    loader: Callable[[str, str | None], Any] | None = None,
     title: str = "inharmony: find the inharmonious region of a photo",
 ) -> gr.Blocks:
     """The web page: upload a photo, see where its colour or lighting does not match the rest.
@@ -151,9 +150,14 @@ def build_app(
             :class:`inharmony.harmonize.Harmonizer`, or ``None`` for no button). The button is shown only
             when :mod:`inharmony.harmonize` is importable or a ready harmonizer is given.
         harmonizer_weights: Weights of a harmonizer given by name (``None``: published).
-        allow_custom_weights: Let visitors type a weights path or Hub id (turn off on a public server).
+        allow_custom_weights: Let visitors type weights: only paths inside ``weights_roots`` are accepted,
+            never a Hub id or any other server path. Default: on exactly when ``weights_roots`` are given.
+        weights_roots: Folders whose weights files and hub folders visitors may name (by a path relative
+            to the folder). Default: none, so visitors choose among the offered weights only.
         preload: Load the first model now, so that a failure shows at start and the first photo is fast.
         title: The page's heading.
+        loader: ``loader(model, weights) -> nn.Module`` for weights other than ``"untrained"``
+            (default :func:`inharmony.load`).
 
     Returns:
         The page, with its queue set up; ``.launch()`` serves it.
@@ -166,7 +170,20 @@ def build_app(
         >>> demo = build_app("madisnet", weights="untrained")  # doctest: +SKIP
         >>> demo.launch()  # http://127.0.0.1:7860  # doctest: +SKIP
     """
-    cache = ModelCache(precision=precision, device=device)
+    roots = tuple(Path(root) for root in weights_roots)
+    if allow_custom_weights is None:
+        allow_custom_weights = bool(roots)
+    if allow_custom_weights and not roots:
+        raise ValueError(
+            "allow_custom_weights=True needs weights_roots: the folders whose weights visitors may name "
+            "(CLI: --weights-root DIR); a visitor may never make the server read any other path"
+        )
+    if not allow_custom_weights:
+        roots = ()
+    for root in roots:
+        if not root.is_dir():
+            raise ValueError(f"weights root {root} is not a folder")
+    cache = ModelCache(precision=precision, device=device, loader=loader)
     if predictor is not None:
         cfg = getattr(predictor.model, "pretrained_cfg", None)
         model = getattr(cfg, "architecture", None) or model
@@ -180,34 +197,47 @@ def build_app(
     models = localizer_models()
     if model not in models:
         models.insert(0, model)
+    offer = Offer(tuple(models), model, weights, roots)
+    examples = example_paths()
 
-    def localize(photo: Any, model_name: str, weights_choice: str, threshold: float) -> tuple[Any, ...]:
-        upload_info = _upload_path(photo)
+    def checked_upload(payload: Any) -> tuple[str, str | None] | None:
+        return check_upload(payload, [gr.utils.get_upload_folder()], examples)
+
+    def localize(photo: Any, model_name: Any, weights_choice: Any, threshold: Any) -> tuple[Any, ...]:
+        model_name = offer.check_model(model_name)
+        weights_choice, typed = offer.check_weights(model_name, weights_choice)
+        threshold = offer.check_threshold(threshold)
+        upload_info = checked_upload(photo)
         if upload_info is None:
             return None, None, None, None, None, "Upload a photo or pick an example.", None
-        threshold = check_threshold(threshold)
         started = time.perf_counter()
         upload = images.read_upload(upload_info[0], max_pixels=max_pixels, name=upload_info[1])
-        predictor_now = cache.get(model_name, weights_choice)
+        stem = safe_stem(upload_info[1] or Path(upload_info[0]).name)
+        try:
+            predictor_now = cache.get(model_name, weights_choice)
+        except (InharmonyError, ValueError, OSError) as err:
+            # Name the weights as the visitor typed them, never the server's folders.
+            message = str(err).replace(weights_choice, typed) if typed else str(err)
+            raise VisitorError(redact(message, keep=[typed] if typed else [])) from err
         network_started = time.perf_counter()
         ((prob, (height, width)),) = predictor_now.network_masks([upload.image])
         network_s = time.perf_counter() - network_started
         shown = images.previews(upload.image, prob, threshold)
         folder = outputs.folder()
-        mask_file = folder / f"{upload.name}_mask.png"
+        mask_file = folder / f"{stem}_mask.png"
         atomic_write_bytes(mask_file, images.encode_png(resize_mask_uint8(prob, height, width)))
-        region_file = _write_region(folder, upload.name, prob, (height, width), threshold)
+        region_file = _write_region(folder, stem, prob, (height, width), threshold)
         state = {
             "prob": prob,
             "hw": (height, width),
             "preview_hw": shown.region.shape,
-            "name": upload.name,
+            "name": stem,
             "upload": upload_info,
             "model": model_name,
             "weights": weights_choice,
         }
         lines = [
-            f"{_describe(model_name, weights_key(weights_choice))} · photo {width}×{height} px · "
+            f"{_describe(model_name, weights_key(weights_choice), typed)} · photo {width}×{height} px · "
             f"network input {predictor_now.size[1]}×{predictor_now.size[0]} · "
             f"{time.perf_counter() - started:.2f} s (network {network_s:.2f} s)"
         ]
@@ -224,18 +254,18 @@ def build_app(
             state,
         )
 
-    def rebinarize(threshold: float, state: dict[str, Any] | None) -> tuple[Any, Any]:
+    def rebinarize(threshold: Any, state: dict[str, Any] | None) -> tuple[Any, Any]:
+        threshold = offer.check_threshold(threshold)
         if not state:
             return None, None
-        threshold = check_threshold(threshold)
         region = images.region_preview(state["prob"], tuple(state["preview_hw"]), threshold)
         folder = outputs.folder()
         return region, str(_write_region(folder, state["name"], state["prob"], state["hw"], threshold))
 
-    def harmonize(threshold: float, state: dict[str, Any] | None) -> tuple[Any, Any, Any]:
+    def harmonize(threshold: Any, state: dict[str, Any] | None) -> tuple[Any, Any, Any]:
+        threshold = offer.check_threshold(threshold)
         if not state:
-            raise InharmonyError("find the region first: upload a photo or pick an example")
-        threshold = check_threshold(threshold)
+            raise VisitorError("find the region first: upload a photo or pick an example")
         path, name = state["upload"]
         upload = images.read_upload(path, max_pixels=max_pixels, name=name)
         region = resize_mask_uint8(state["prob"], *state["hw"], threshold=threshold).astype(np.float32) / 255.0
@@ -247,7 +277,8 @@ def build_app(
         hw = images.preview_size(*out.shape[:2])
         return _resize(upload.image, hw), _resize(out, hw), str(out_file)
 
-    def on_model(model_name: str) -> Any:
+    def on_model(model_name: Any) -> Any:
+        model_name = offer.check_model(model_name)
         given = GIVEN if cache.has(model_name, GIVEN) else None
         choices = weight_choices(model_name, given)
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
@@ -272,9 +303,9 @@ def build_app(
                     weight_choices(model, weights),
                     value=weights,
                     label="Weights",
-                    allow_custom_value=allow_custom_weights,
+                    allow_custom_value=bool(roots),
                     info=_WEIGHTS_INFO
-                    + (" Or type a hub folder, a .safetensors/.pth file or a Hub id." if allow_custom_weights else ""),
+                    + (" Or type a hub folder or weights file inside the page's weights folders." if roots else ""),
                     elem_id="weights",
                 )
                 threshold = gr.Slider(0.01, 0.99, value=0.5, step=0.01, label="Threshold", elem_id="threshold")

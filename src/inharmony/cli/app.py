@@ -19,6 +19,7 @@ def app(
     max_pixels: int = 16_000_000,
     harmonizer_weights: str | None = None,
     max_file_size: str = "200mb",
+    weights_root: list[str] | None = None,
 ) -> int:
     """A local web page: upload a photo, see its inharmonious region (soft mask, overlay, region), download the mask.
 
@@ -39,6 +40,12 @@ def app(
         max_pixels: Photos with more pixels are downscaled to this many before the model sees them.
         harmonizer_weights: Weights of the S2AM harmonizer behind the "harmonize" button (default: published).
         max_file_size: Largest upload Gradio accepts (e.g. ``200mb``).
+        weights_root: A folder whose weights files and hub folders visitors may choose by typing their
+            path relative to it (repeat for several). Default: none: visitors choose among the offered
+            weights only, and no value they send makes the server read another file.
+
+    Only the page's own messages reach a visitor (``show_error=False``): an unexpected failure's details
+    go to this terminal.
 
     Example:
         inharmony app --model madisnet --port 7860
@@ -53,6 +60,7 @@ def app(
             precision=precision,
             max_pixels=max_pixels,
             harmonizer_weights=harmonizer_weights,
+            weights_roots=weights_root or (),
         )
     except ImportError as err:
         if "gradio" not in str(err).lower():
@@ -67,5 +75,5 @@ def app(
             "Give local weights with --weights PATH, or try the page with --weights untrained.",
         )
     print(f"inharmony app: serving {model} on http://{host}:{port} (Ctrl+C to stop)")
-    demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, show_error=True, quiet=True)
+    demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, show_error=False, quiet=True)
     return EXIT_OK

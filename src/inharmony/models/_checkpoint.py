@@ -95,9 +95,8 @@ def diagnose_weight_file(path: str | os.PathLike[str]) -> str | None:
             f"{path}: it is an HTML page, not weights: the download saved a web page (a login, error or "
             "'confirm download' page); download the file itself (e.g. the 'raw' or 'resolve' link)"
         )
-    if text is not None:
-        first = text.strip().splitlines()[0][:60] if text.strip() else ""
-        return f"{path}: it is a text file ({first!r} ...), not a PyTorch or safetensors weights file"
+    if text is not None:  # never quoted: the message may reach someone who must not read the file
+        return f"{path}: it is a text file, not a PyTorch or safetensors weights file"
     return (
         f"{path}: it is not a PyTorch (torch.save) or safetensors file (it starts with bytes {head[:8].hex(' ')}); "
         "check that it is the weights file and that it downloaded completely"
