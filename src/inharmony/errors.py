@@ -30,6 +30,7 @@ __all__ = [
     "PretrainedWeightsUnavailableError",
     "TrainingCommandError",
     "UnknownModelError",
+    "VisitorError",
 ]
 
 
@@ -75,6 +76,10 @@ class TrainingCommandError(InharmonyError, RuntimeError):
 
 class OutputExistsError(InharmonyError, FileExistsError):
     """An output would replace a file inharmony did not write (an input, weights, a dataset); nothing was written."""
+
+
+class VisitorError(InharmonyError, ValueError):
+    """A value a web page's visitor sent that the page does not offer; the message is safe to show as it is."""
 
 
 _E = TypeVar("_E", bound=BaseException)

@@ -18,7 +18,7 @@ Example:
     >>> offer.check_model("s2am")
     Traceback (most recent call last):
     ...
-    inharmony.app.checks.VisitorError: model 's2am' is not offered on this page (it offers: madisnet)
+    inharmony.errors.VisitorError: model 's2am' is not offered on this page (it offers: madisnet)
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InharmonyError
+from ..errors import VisitorError
 from .models import weight_choices
 
 __all__ = ["THRESHOLD_RANGE", "Offer", "VisitorError", "check_upload", "redact", "safe_stem"]
@@ -44,10 +44,6 @@ _SERVER_PATH = "<server path>"
 # An absolute POSIX path (not preceded by a word character, a dot or a slash, so "1/255" and "a/b" are
 # kept) or a Windows drive path.
 _ABSOLUTE = re.compile(r"(?<![\w./~:-])/[^\s'\"`,;()\[\]{}<>|]+|\b[A-Za-z]:\\[^\s'\"`,;()\[\]{}<>|]+")
-
-
-class VisitorError(InharmonyError, ValueError):
-    """A visitor's value the page refuses; the message is safe to show as it is."""
 
 
 def _shown(value: Any) -> str:
