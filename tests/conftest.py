@@ -187,7 +187,7 @@ def one_torch_thread():
 
 # Loss options that keep a model's default loss offline (tests never download). MadisNet's loss embeds
 # a frozen ImageNet VGG16 domain encoder; with random VGG weights it has the same parameters and graph.
-OFFLINE_LOSS_OPTIONS = {"inharmony.madisnet_loss.MadisNetLoss": {"vgg_weights": False}}
+OFFLINE_LOSS_OPTIONS = {"inharmony.losses.madisnet.MadisNetLoss": {"vgg_weights": False}}
 
 
 @pytest.fixture

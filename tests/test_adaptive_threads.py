@@ -14,7 +14,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from inharmony.callbacks import AdaptiveThreads
+from inharmony.training.callbacks import AdaptiveThreads
 
 
 class _CostClock:

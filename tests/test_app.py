@@ -66,9 +66,9 @@ class Brighten(nn.Module):
 
 
 def tiny_harmonizer() -> object | None:
-    """A :class:`inharmony.harmonize.Harmonizer` around :class:`Brighten`, or None when that module is absent."""
+    """A :class:`inharmony.inference.harmonizer.Harmonizer` around :class:`Brighten` (None: module absent)."""
     try:
-        from inharmony.harmonize import Harmonizer
+        from inharmony.inference.harmonizer import Harmonizer
     except ImportError:
         return None
     return Harmonizer(Brighten(), size=48, device="cpu")
@@ -195,7 +195,7 @@ def test_photo_over_the_pixel_limit_is_downscaled_and_the_page_says_so(client, t
 
 def test_harmonize_changes_the_region_only(served: Served, client, tmp_path: Path) -> None:
     if "/harmonize" not in client.view_api(print_info=False, return_format="dict")["named_endpoints"]:
-        pytest.skip("inharmony.harmonize is not importable: the page has no harmonize button")
+        pytest.skip("inharmony.inference.harmonizer is not importable: the page has no harmonize button")
     path = photo(tmp_path / "cat.png", 72, 108)
     *_, region_png, _ = localize(client, path)[:6]
     threshold = 0.5

@@ -256,7 +256,7 @@ def test_a_registered_model_is_picked_up_everywhere(toy_model, tmp_path):
     with pytest.raises(ValueError, match="multiples of 8"):
         model(torch.randn(1, 3, 12, 16))
 
-    from inharmony.task import LocalizationTask  # training: the loss recipe comes from the registry
+    from inharmony.training.localization import LocalizationTask  # training: the loss recipe comes from the registry
 
     task = LocalizationTask(toy_model, model_kwargs={"width": 6})
     batch = {"image": x, "mask": (torch.rand(2, 1, 16, 24) > 0.5).float()}

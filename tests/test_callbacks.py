@@ -9,8 +9,8 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from torch.utils.data import DataLoader, Dataset
 
-from inharmony.callbacks import LocalizationMetricsCallback
 from inharmony.metrics import PerSubsetMetrics, localization_metrics
+from inharmony.training.callbacks import LocalizationMetricsCallback
 
 SUBSETS = ["HCOCO", "HFlickr", "HSynth"]
 

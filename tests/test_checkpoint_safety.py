@@ -26,9 +26,14 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import DataLoader, TensorDataset
 
-from inharmony.checkpointing import AtomicCheckpointIO, LastCheckpoint, checkpoint_problem, find_resume_checkpoint
 from inharmony.cli import main
 from inharmony.files import TEMP_PREFIX
+from inharmony.training.checkpointing import (
+    AtomicCheckpointIO,
+    LastCheckpoint,
+    checkpoint_problem,
+    find_resume_checkpoint,
+)
 
 # A tiny network (kilobyte checkpoints, fast steps): what is tested here is the checkpointing, not a model.
 TINY = [
@@ -174,7 +179,7 @@ def test_last_checkpoint_callback_in_a_plain_trainer(tmp_path):
 
 
 def test_every_n_minutes_saves_on_time(tmp_path, monkeypatch):
-    import inharmony.checkpointing as checkpointing
+    import inharmony.training.checkpointing as checkpointing
 
     clock = iter(range(40, 10_000, 40))  # 40 s per call to monotonic()
     monkeypatch.setattr(checkpointing.time, "monotonic", lambda: float(next(clock)))
@@ -241,7 +246,7 @@ def test_torch_wrapped_write_error_is_reported_as_the_os_error(tmp_path, monkeyp
         def __getattr__(self, name):
             return getattr(self.fh, name)
 
-    import inharmony.checkpointing as checkpointing
+    import inharmony.training.checkpointing as checkpointing
 
     real = checkpointing.atomic_write
 

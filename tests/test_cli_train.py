@@ -202,12 +202,12 @@ def test_predict_with_config_writes_masks(fake_ihd, fitted, tmp_path):
 @pytest.fixture
 def nothing_is_built(monkeypatch):
     """Fail the test if a model gets built: the checks must come first."""
-    import inharmony.task
+    import inharmony.training.localization
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was built before the arguments were checked")
 
-    monkeypatch.setattr(inharmony.task, "create_model", refuse)
+    monkeypatch.setattr(inharmony.training.localization, "create_model", refuse)
 
 
 def _short_error(capsys) -> str:

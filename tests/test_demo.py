@@ -28,7 +28,7 @@ def test_packaged_demo_config_is_found():
 def test_step_budget_progress_prints_eta(capsys):
     from types import SimpleNamespace
 
-    from inharmony.callbacks import StepBudgetProgress
+    from inharmony.training.callbacks import StepBudgetProgress
 
     progress = StepBudgetProgress(every_n_steps=2)
     trainer = SimpleNamespace(global_step=0, max_steps=4, is_global_zero=True)

@@ -9,12 +9,12 @@ import lightning as L
 import pytest
 import torch
 
-from inharmony.callbacks import LocalizationMetricsCallback
 from inharmony.cli import main
 from inharmony.cli.lightning import results_title
 from inharmony.data import IHarmony4DataModule
 from inharmony.errors import TrainingCommandError
-from inharmony.task import LocalizationTask
+from inharmony.training.callbacks import LocalizationMetricsCallback
+from inharmony.training.localization import LocalizationTask
 
 OUTPUTS = ["mask", "mask_dec", "mask_rsr"]
 SMALL = {"iterations": 2, "feature_dim": 32, "hidden_dim": 16, "embed_dim": 16, "decoder_channels": [32, 16, 16, 8]}

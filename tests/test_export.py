@@ -11,7 +11,7 @@ import inharmony
 onnx = pytest.importorskip("onnx", reason="the 'export' extra (onnx, onnxscript, onnxruntime) is not installed")
 ort = pytest.importorskip("onnxruntime")
 
-from inharmony.export import check_onnx, export_onnx  # noqa: E402
+from inharmony.inference.export import check_onnx, export_onnx  # noqa: E402
 
 
 @pytest.fixture(scope="module")

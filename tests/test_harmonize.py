@@ -1,4 +1,4 @@
-"""`inharmony harmonize` and inharmony.harmonize: only the region changes, at the photo's own size."""
+"""`inharmony harmonize` and inharmony.inference.harmonizer: only the region changes, at the photo's own size."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import torch
 import inharmony
 from inharmony.cli import main
 from inharmony.errors import DataError, ImageReadError
-from inharmony.harmonize import Harmonized, Harmonizer, harmonize, load_mask_array, soft_mask
 from inharmony.inference import Predictor
+from inharmony.inference.harmonizer import Harmonized, Harmonizer, harmonize, load_mask_array, soft_mask
 
 H, W = 97, 131  # not square, odd sizes
 

@@ -349,7 +349,7 @@ def lightning_ckpt(tmp_path_factory):
     """A checkpoint written by Lightning's Trainer for a LocalizationTask, after one training step."""
     import lightning as L
 
-    from inharmony.task import LocalizationTask
+    from inharmony.training.localization import LocalizationTask
 
     torch.manual_seed(0)
     task = LocalizationTask("dirl_resnet18", model_kwargs=TINY)

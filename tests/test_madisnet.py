@@ -86,7 +86,7 @@ def test_ihdrnet_residual_blocks_double_their_output() -> None:
 
 
 def test_localization_loss_is_zero_for_a_perfect_mask() -> None:
-    from inharmony.madisnet_loss import LocalizationLoss
+    from inharmony.losses.madisnet import LocalizationLoss
 
     target = torch.zeros(2, 1, 16, 16)
     target[:, :, 4:12, 4:12] = 1
@@ -97,7 +97,7 @@ def test_localization_loss_is_zero_for_a_perfect_mask() -> None:
 
 
 def test_triplet_terms() -> None:
-    from inharmony.madisnet_loss import triplet_losses
+    from inharmony.losses.madisnet import triplet_losses
 
     z = torch.zeros(1, 16, 1, 1)
     e = torch.zeros(1, 16, 1, 1)
@@ -109,7 +109,7 @@ def test_triplet_terms() -> None:
 
 
 def test_partial_convolution_sees_only_its_region() -> None:
-    from inharmony.madisnet_loss import partial_conv2d
+    from inharmony.losses.madisnet import partial_conv2d
 
     x, w, b = torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3), torch.randn(4)
     full, updated = partial_conv2d(x, torch.ones(1, 1, 8, 8), w, b, padding=1)
@@ -127,8 +127,8 @@ def test_partial_convolution_sees_only_its_region() -> None:
 @pytest.fixture(scope="module")
 def training_step():
     """One LocalizationTask training step of madisnet with its default loss recipe (random VGG: offline)."""
-    from inharmony.madisnet_loss import MadisNetLoss
-    from inharmony.task import LocalizationTask
+    from inharmony.losses.madisnet import MadisNetLoss
+    from inharmony.training.localization import LocalizationTask
 
     torch.manual_seed(2)
     task = LocalizationTask("madisnet", loss=MadisNetLoss(vgg_weights=False))
@@ -158,7 +158,7 @@ def test_domain_encoder_fails_fast_offline(monkeypatch, tmp_path) -> None:
     import time
 
     from inharmony.errors import HubUnreachableError
-    from inharmony.madisnet_loss import DomainEncoder
+    from inharmony.losses.madisnet import DomainEncoder
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))

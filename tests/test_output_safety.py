@@ -24,7 +24,7 @@ import inharmony
 from inharmony import errors
 from inharmony.cli import main
 from inharmony.data.synth import synthesize
-from inharmony.export import export_onnx
+from inharmony.inference.export import export_onnx
 
 # Looked up when used, so that every test runs (and fails for its own reason) on code without them.
 MANIFEST_NAME = ".inharmony-predict.json"
@@ -220,7 +220,7 @@ def test_export_refuses_to_replace_a_file_it_did_not_write(tmp_path):
     with pytest.raises(OutputExistsError, match="is a folder"):
         export_onnx(model, tmp_path, size=32)
     # An earlier export (it carries the marker) is not refused.
-    from inharmony.export import EXPORT_MARKER, is_inharmony_export
+    from inharmony.inference.export import EXPORT_MARKER, is_inharmony_export
 
     earlier = tmp_path / "earlier.onnx"
     earlier.write_bytes(b"\x08\x09" + b"\x00" * 64 + EXPORT_MARKER.encode() + b"\x12\x050.1.0")
@@ -275,7 +275,7 @@ def test_lightning_prediction_writer_never_replaces_a_file_it_did_not_write(tmp_
     import torch
 
     from inharmony.errors import OutputExistsError
-    from inharmony.visualize import PredictionMaskWriter
+    from inharmony.training.callbacks.predictions import PredictionMaskWriter
 
     theirs = tmp_path / "HCOCO" / "composite_images" / "c1_1_1.png"
     theirs.parent.mkdir(parents=True)

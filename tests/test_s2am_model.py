@@ -73,7 +73,7 @@ def test_registry_facts() -> None:
         assert cfg.input_size == (3, 256, 256)
         assert cfg.mean == (0.0, 0.0, 0.0) and cfg.std == (1.0, 1.0, 1.0)  # the authors feed ToTensor() pixels
         assert cfg.size_multiple == 256  # eight stride-2 steps
-        assert cfg.default_loss == f"inharmony.s2am_loss.{loss}"
+        assert cfg.default_loss == f"inharmony.losses.s2am.{loss}"
         assert cfg.hf_hub_id is None and "Cun" in cfg.paper and "1907.06406" in cfg.paper_url
     assert inharmony.get_pretrained_cfg("s2am_maskfree").metrics["ap"] == 43.77
 

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from inharmony.cli import main
 from inharmony.data import IHarmony4DataModule
 from inharmony.data.synth import synthesize
-from inharmony.harmonization_task import HarmonizationTask, is_harmonizer, wants_harmonization
-from inharmony.s2am_loss import S2AMLoss, S2AMMaskFreeLoss, attention_targets
+from inharmony.losses.s2am import S2AMLoss, S2AMMaskFreeLoss, attention_targets
+from inharmony.training.harmonization import HarmonizationTask, is_harmonizer, wants_harmonization
 
 TINY = '{"num_downs": 5}'  # a 32-multiple UNet: the same blocks, fewer levels (seconds on a CPU)
 

@@ -8,11 +8,11 @@ import torch
 from torch import nn
 
 import inharmony
-from inharmony.callbacks import LocalizationMetricsCallback
 from inharmony.data import IHarmony4DataModule
 from inharmony.errors import CheckpointError
 from inharmony.losses import DIRLLoss, loss_for_model
-from inharmony.task import LocalizationTask
+from inharmony.training.callbacks import LocalizationMetricsCallback
+from inharmony.training.localization import LocalizationTask
 
 MODELS = inharmony.list_models(task="localization")  # S2AM: tests/test_s2am_training.py
 

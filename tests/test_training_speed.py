@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import inharmony
-from inharmony.callbacks import LocalizationMetricsCallback
 from inharmony.data import IHarmony4DataModule
 from inharmony.models.encoders import checkpointed
-from inharmony.task import LocalizationTask
+from inharmony.training.callbacks import LocalizationMetricsCallback
+from inharmony.training.localization import LocalizationTask
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -11,11 +11,11 @@ from torch import nn
 
 import inharmony
 from inharmony.inference import Predictor
-from inharmony.tta import FlipAverage
+from inharmony.inference.tta import FlipAverage
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-# The flips of each mode, written out here (not read from inharmony.tta) as the reference.
+# The flips of each mode, written out here (not read from inharmony.inference.tta) as the reference.
 FLIPS = {"h": [(), (-1,)], "v": [(), (-2,)], "hv": [(), (-1,), (-2,), (-2, -1)]}
 
 
@@ -112,7 +112,7 @@ def test_cli_test_tta_scores_the_averaged_masks(fake_ihd, tiny_cli_args, tmp_pat
     from inharmony.cli import main
     from inharmony.data import IHarmony4DataModule
     from inharmony.metrics.functional import per_image_scores
-    from inharmony.task import LocalizationTask
+    from inharmony.training.localization import LocalizationTask
 
     args = tiny_cli_args("dirl_tiny")
     assert main(["fit", *args, "--trainer.max_steps", "3"]) == 0

@@ -116,7 +116,7 @@ def render_model_card(
         f"- Input: RGB, resized to {tuple(cfg.get('input_size', (3, 224, 224)))[1:]}, normalised with "
         f"mean {tuple(cfg.get('mean', ()))} and std {tuple(cfg.get('std', ()))}; "
         + (
-            "`inharmony.harmonize.Harmonizer` changes only the region, at the photo's own size."
+            "`inharmony.inference.harmonizer.Harmonizer` changes only the region, at the photo's own size."
             if harmonizer
             else "the mask is returned at the image's own size by `inharmony.Predictor`."
         ),
@@ -157,7 +157,7 @@ def render_model_card(
     if harmonizer:
         lines += [
             "```python",
-            "from inharmony.harmonize import Harmonizer",
+            "from inharmony.inference.harmonizer import Harmonizer",
             "",
             f'harmonizer = Harmonizer("{architecture}", weights="{where}")  # a localizer finds the region',
             'result = harmonizer("photo.jpg", mask="photo_mask.png")  # or without mask=',

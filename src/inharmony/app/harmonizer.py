@@ -1,6 +1,6 @@
 """The page's optional "harmonize" step: :class:`HarmonizerSlot`.
 
-The step exists only when :mod:`inharmony.harmonize` can be imported (the S2AM harmonizer); then the
+The step exists only when :mod:`inharmony.inference.harmonizer` can be imported (the S2AM harmonizer); then the
 page shows a button that fixes the colour and lighting of the region found, before | after. The
 harmonizer is loaded on the first click and reused.
 
@@ -24,7 +24,7 @@ __all__ = ["HarmonizerSlot"]
 
 def _harmonizer_class() -> Any:
     try:
-        return importlib.import_module("inharmony.harmonize").Harmonizer
+        return importlib.import_module("inharmony.inference.harmonizer").Harmonizer
     except (ImportError, AttributeError):
         return None
 
@@ -34,9 +34,9 @@ class HarmonizerSlot:
 
     Args:
         harmonizer: A registered harmonizer name (``"s2am"``), a ready object with
-            ``__call__(image, mask) -> Harmonized`` (e.g. an :class:`inharmony.harmonize.Harmonizer`), or
+            ``__call__(image, mask) -> Harmonized`` (e.g. an :class:`inharmony.inference.harmonizer.Harmonizer`), or
             ``None`` for no harmonize step.
-        weights: The harmonizer's weights (see :class:`inharmony.harmonize.Harmonizer`); ``None``: published.
+        weights: The harmonizer's weights (see :class:`inharmony.inference.harmonizer.Harmonizer`); ``None``: published.
         device: Where it runs.
     """
 
@@ -62,7 +62,7 @@ class HarmonizerSlot:
         with self._lock:
             if self._ready is None:
                 if not self.available:
-                    raise RuntimeError("no harmonizer: inharmony.harmonize cannot be imported")
+                    raise RuntimeError("no harmonizer: inharmony.inference.harmonizer cannot be imported")
                 self._ready = self._cls(
                     harmonizer=self._spec, weights=self._weights, localizer=localizer, device=self._device
                 )

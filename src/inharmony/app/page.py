@@ -10,7 +10,7 @@ this module lays out the page and wires its events:
   map is kept in the session's ``gr.State``.
 - ``rebinarize`` (the threshold slider): the region and its PNG from that kept map; the network does
   not run again.
-- ``harmonize`` (only when :mod:`inharmony.harmonize` is importable): before | after.
+- ``harmonize`` (only when :mod:`inharmony.inference.harmonizer` is importable): before | after.
 
 Every value a visitor sends is checked on the server by :mod:`.checks` against what the page offers
 (the model, the weights choice, the threshold, the photo being an upload), whatever the widgets
@@ -147,8 +147,8 @@ def build_app(
             folded, within 1e-5 of eager), ``"bf16"``, ``"fp16"`` (CUDA) or ``None`` (eager).
         max_pixels: Photos with more pixels are downscaled to this many (the page says so).
         harmonizer: The harmonizer behind the "harmonize" button (a name, a ready
-            :class:`inharmony.harmonize.Harmonizer`, or ``None`` for no button). The button is shown only
-            when :mod:`inharmony.harmonize` is importable or a ready harmonizer is given.
+            :class:`inharmony.inference.harmonizer.Harmonizer`, or ``None`` for no button). The button is shown only
+            when :mod:`inharmony.inference.harmonizer` is importable or a ready harmonizer is given.
         harmonizer_weights: Weights of a harmonizer given by name (``None``: published).
         allow_custom_weights: Let visitors type weights: only paths inside ``weights_roots`` are accepted,
             never a Hub id or any other server path. Default: on exactly when ``weights_roots`` are given.

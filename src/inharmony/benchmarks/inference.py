@@ -7,7 +7,7 @@ timed interleaved on the same inputs, per image:
 - ``optimized fp32``: :func:`inharmony.inference.optimize` (BatchNorm folded, channels_last, micro-batched);
 - ``optimized bf16``: the same under bf16 autocast;
 - ``compiled bf16`` (``--compile``): also ``torch.compile`` with freezing (compiling costs 25–90 s per model);
-- ``ONNX Runtime fp32``: the model exported by :func:`inharmony.export.export_onnx`.
+- ``ONNX Runtime fp32``: the model exported by :func:`inharmony.inference.export.export_onnx`.
 
 Each row has the median and best time per image, the ratio to eager fp32 and the max and mean difference
 of its mask from eager fp32's. With ``--weights`` (trained weights) and ``--data`` (a synthetic or
@@ -82,7 +82,7 @@ def _contenders(network: Any, tmp: Path, size: int, threads: int, compile: bool,
     if compile:
         fns["compiled bf16"] = wrap(optimize(network, precision="bf16", compile=True))
     if onnx:
-        from ..export import export_onnx, onnx_session
+        from ..inference.export import export_onnx, onnx_session
 
         session = onnx_session(
             export_onnx(network, tmp / f"model{len(list(tmp.iterdir()))}.onnx", size=size), threads=threads

@@ -122,7 +122,7 @@ def export(
         atol: Largest allowed difference from eager PyTorch.
         overwrite: Replace an existing ``--out`` that is not an earlier export (never the ``--weights``).
     """
-    from ..export import check_onnx, export_onnx
+    from ..inference.export import check_onnx, export_onnx
 
     target = Path(out).resolve()
     if weights and (target == Path(weights).resolve() or Path(weights).resolve() in target.parents):

@@ -107,7 +107,7 @@ def demo(
             to) or ``best`` (the checkpoint with the best validation IoU, scored on a few dozen
             composites of the training photos: too few to choose well, see demo.yaml).
         tta: The headline score's test-time augmentation: ``hv`` (default) averages the masks of the four
-            flips of each image (:class:`~inharmony.tta.FlipAverage`; 4 passes, +2.6 IoU points on average on
+            flips of each image (:class:`~inharmony.inference.tta.FlipAverage`; 4 passes, +2.6 IoU points on average on
             this test set, see demo.yaml), ``h`` / ``v`` two of them, ``none`` one pass. The one-pass
             table is always printed and saved too.
         overrides: Extra LightningCLI options, given after ``--``, e.g. ``-- --trainer.precision 32-true``.
@@ -120,7 +120,7 @@ def demo(
     from ..data.synth import synthesize
     from ..inference import bf16_is_fast
     from ..metrics.report import print_results_table, results_markdown
-    from ..visualize import save_panel
+    from ..training.callbacks.predictions import save_panel
     from .lightning import lightning_cli
 
     start = time.perf_counter()
@@ -147,7 +147,7 @@ def demo(
     common += list(overrides or [])
     fit_args = ["fit", *common]
     if not plan["has_progress"]:  # a config of the user's own: progress lines all the same
-        fit_args += ["--trainer.callbacks+=inharmony.callbacks.StepBudgetProgress"]
+        fit_args += ["--trainer.callbacks+=inharmony.training.callbacks.StepBudgetProgress"]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"[2/4] training {recipe.name}: {plan['model']}, {budget} steps (the budget: no time cap), "
@@ -156,7 +156,7 @@ def demo(
     )
     fit_start = time.perf_counter()
     fit = lightning_cli(fit_args)
-    from ..checkpointing import LastCheckpoint
+    from ..training.checkpointing import LastCheckpoint
 
     last = next((c.last_model_path for c in fit.trainer.callbacks if isinstance(c, LastCheckpoint)), "")
     best = fit.trainer.checkpoint_callback.best_model_path or last
@@ -183,7 +183,7 @@ def demo(
     )
     model = test.model.eval()
     if tta != "none":
-        from ..tta import FlipAverage
+        from ..inference.tta import FlipAverage
 
         model = FlipAverage(model, flips=tta)
     datamodule = test.datamodule

@@ -3,7 +3,7 @@
 For each photo it writes, in ``--out``: ``<name>_harmonized.png`` (the photo at its own size, changed only in
 the region: every pixel outside it is the input's, bit for bit), ``<name>_mask.png`` (the mask used, 8-bit,
 0 exactly where nothing changed) and ``<name>_panel.png`` (before | mask | after). The pipeline is
-:class:`inharmony.harmonize.Harmonizer`. Outputs follow ``inharmony predict``'s rules: written atomically,
+:class:`inharmony.inference.harmonizer.Harmonizer`. Outputs follow ``inharmony predict``'s rules: written atomically,
 never replacing a file the command did not write (a later run replaces its own outputs for the same input;
 same-named inputs get ``<name>_1_...``).
 
@@ -77,8 +77,8 @@ def harmonize_images(
     """
     from ..errors import DataError, ImageReadError, InharmonyError
     from ..files import atomic_write_bytes
-    from ..harmonize import Harmonizer, load_mask_array
     from ..inference import check_threshold
+    from ..inference.harmonizer import Harmonizer, load_mask_array
     from .predict import _claim, _collect, _finish_writing, _Manifest, _plan
 
     try:

@@ -7,16 +7,16 @@ LightningCLI parses and runs its own subcommands. The data module is chosen by `
 
 * ``--checkpoint.*``: a :class:`~lightning.pytorch.callbacks.ModelCheckpoint` keeping the best
   epoch by ``val/iou`` (``best-*.ckpt``);
-* ``--last.*``: :class:`inharmony.checkpointing.LastCheckpoint`, ``last.ckpt`` in the same folder, always
+* ``--last.*``: :class:`inharmony.training.checkpointing.LastCheckpoint`, ``last.ckpt`` in the same folder, always
   the last state: after every validation and epoch, at the end of fit, every
   ``--last.every_n_train_steps`` steps (default 0: off) and every ``--last.every_n_minutes`` minutes
   (default 30; 0: off), and on Ctrl+C / SIGTERM (the step finishes, ``last.ckpt`` is written, fit stops
   with exit code 130 / 143). ``--checkpoint.save_last`` is ignored: ``--last`` writes ``last.ckpt``;
-* ``--metrics.*``: :class:`inharmony.callbacks.LocalizationMetricsCallback` (AP, F1, IoU, official
+* ``--metrics.*``: :class:`inharmony.training.callbacks.LocalizationMetricsCallback` (AP, F1, IoU, official
   protocol), per subset on test;
-* ``--samples.*``: :class:`inharmony.visualize.SamplePredictionsCallback`, prediction images every
+* ``--samples.*``: :class:`inharmony.training.callbacks.predictions.SamplePredictionsCallback`, prediction images every
   N training steps;
-* every checkpoint written atomically in its own folder (:class:`inharmony.checkpointing.AtomicCheckpointIO`,
+* every checkpoint written atomically in its own folder (:class:`inharmony.training.checkpointing.AtomicCheckpointIO`,
   unless ``--trainer.plugins`` names another ``CheckpointIO``): a kill or a full disk never leaves a
   truncated file under a checkpoint's name;
 * ``--ckpt_path last``: the newest *intact* checkpoint under the run folder, earlier runs included (to
@@ -46,8 +46,11 @@ from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from ..callbacks import LocalizationMetricsCallback
-from ..checkpointing import (
+from ..errors import CheckpointError, TrainingCommandError, UnknownModelError
+from ..files import atomic_write
+from ..training.callbacks import LocalizationMetricsCallback
+from ..training.callbacks.predictions import PredictionMaskWriter, SamplePredictionsCallback
+from ..training.checkpointing import (
     RESUME_KEYS,
     AtomicCheckpointIO,
     LastCheckpoint,
@@ -56,10 +59,7 @@ from ..checkpointing import (
     is_disk_full,
     newest_intact_checkpoint,
 )
-from ..errors import CheckpointError, TrainingCommandError, UnknownModelError
-from ..files import atomic_write
-from ..task import LocalizationTask
-from ..visualize import PredictionMaskWriter, SamplePredictionsCallback
+from ..training.localization import LocalizationTask
 from .exit_codes import EXIT_SIGINT, EXIT_SIGTERM, warn
 
 __all__ = [
@@ -132,7 +132,7 @@ class InharmonyCLI(LightningCLI):
             "--tta",
             type=Literal["h", "v", "hv"] | None,
             default=None,
-            help="'test' only: average the masks of flipped copies of each image (inharmony.tta.FlipAverage): "
+            help="'test' only: average the masks of flipped copies of each image (inharmony.inference.FlipAverage): "
             "h = as is + left-right (2 passes), v = + upside down (2), hv = all four flips (4 passes). "
             "Default: one pass",
         )
@@ -230,7 +230,7 @@ class InharmonyCLI(LightningCLI):
             if self.config.test.get("precision"):
                 title += f" — {self.config.test.precision} (inharmony.inference.optimize)"
             if self.config.test.get("tta"):
-                title += f" — flip TTA {self.config.test.tta!r} (inharmony.tta.FlipAverage)"
+                title += f" — flip TTA {self.config.test.tta!r} (inharmony.inference.tta.FlipAverage)"
             print_results_table(results, title=title)
             json_path = out / ("metrics.json" if i == 0 else f"metrics-{output}.json")
             with atomic_write(json_path, "w") as fh:
@@ -463,9 +463,9 @@ def lightning_cli(argv: list[str]) -> InharmonyCLI:
         InharmonyError: a bad checkpoint path, dataset, or checkpoint of another model.
 
     A harmonizer (a model whose registered loss is a harmonization loss, e.g. ``s2am``: see
-    :func:`inharmony.harmonization_task.wants_harmonization`, read from ``--config`` and ``--model.model``)
-    runs with :class:`~inharmony.harmonization_task.HarmonizationTask` and its CLI; every other model with
-    :class:`~inharmony.task.LocalizationTask`.
+    :func:`inharmony.training.harmonization.wants_harmonization`, read from ``--config`` and ``--model.model``)
+    runs with :class:`~inharmony.training.harmonization.HarmonizationTask` and its CLI; every other model with
+    :class:`~inharmony.training.localization.LocalizationTask`.
 
     Example:
         >>> cli = lightning_cli(["fit", "--config", "configs/demo.yaml", "--data.root", "data/s"])  # doctest: +SKIP
@@ -482,7 +482,7 @@ def lightning_cli(argv: list[str]) -> InharmonyCLI:
         }
         for name, example in EXAMPLES.items()
     }
-    from ..harmonization_task import HarmonizationCLIMixin, HarmonizationTask, wants_harmonization
+    from ..training.harmonization import HarmonizationCLIMixin, HarmonizationTask, wants_harmonization
 
     # The task class must be known before LightningCLI builds its parser: it is read from the model's name.
     cli_class: type[InharmonyCLI] = InharmonyCLI

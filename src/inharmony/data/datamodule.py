@@ -7,7 +7,7 @@ Example:
     >>> sorted(batch)  # doctest: +SKIP
     ['image', 'mask', 'path', 'subset']
 
-A harmonizer's task (``needs_real = True``, e.g. :class:`~inharmony.harmonization_task.HarmonizationTask`)
+A harmonizer's task (``needs_real = True``, e.g. :class:`~inharmony.training.harmonization.HarmonizationTask`)
 makes the batches also hold ``real`` (the ground-truth image); it is never decoded otherwise:
     >>> dm = IHarmony4DataModule("/data/iHarmony4", with_real=True)  # doctest: +SKIP
 

@@ -123,7 +123,7 @@ class MadisNet(HubMixin, nn.Module):
         ``{"mask": (B,1,H,W), "retouched": (B,3,H,W), "attention": [five (B,1,H,W)]}``, all in
         [0, 1]; ``"retouched"`` is iHDRNet's image (0–1 RGB) that the localizer saw; ``"attention"``
         (DIRL localizer only) are the MDA gates, finest level first. In training mode the dict also
-        holds ``"composite"`` (the input), which :class:`inharmony.madisnet_loss.MadisNetLoss` needs.
+        holds ``"composite"`` (the input), which :class:`inharmony.losses.madisnet.MadisNetLoss` needs.
 
     Example:
         >>> model = MadisNet().eval()
@@ -206,7 +206,7 @@ _FAMILY = dict(
     paper=MADISNET_PAPER,
     paper_url=MADISNET_PAPER_URL,
     size_multiple=SIZE_MULTIPLE,
-    default_loss="inharmony.madisnet_loss.MadisNetLoss",
+    default_loss="inharmony.losses.madisnet.MadisNetLoss",
     download_args=("pretrained_backbone",),
 )
 

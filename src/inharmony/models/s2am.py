@@ -416,7 +416,7 @@ _FAMILY = dict(
                 "published weights in inharmony; the authors' rascv2.pth.tar loads with "
                 "inharmony.load('s2am', weights='rascv2.pth.tar')."
             ),
-            default_loss="inharmony.s2am_loss.S2AMLoss",
+            default_loss="inharmony.losses.s2am.S2AMLoss",
             task="harmonization",
             **_FAMILY,
         )
@@ -437,7 +437,7 @@ def s2am(**kwargs) -> S2AM:
                 "mask (the spatial attention), RGB in [0, 1] (inputs not normalised). Reference scores: the "
                 "mask as a by-product, iHarmony4 le50 test split, as reported by DIRL. No published weights."
             ),
-            default_loss="inharmony.s2am_loss.S2AMMaskFreeLoss",
+            default_loss="inharmony.losses.s2am.S2AMMaskFreeLoss",
             task="harmonization",
             **_FAMILY,
         )

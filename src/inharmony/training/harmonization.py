@@ -1,6 +1,6 @@
 """Training and evaluation of a harmonizer (S2AM): the LightningModule, its metrics callback, its CLI.
 
-* :class:`HarmonizationTask`: a :class:`~inharmony.task.LocalizationTask` for networks that return a
+* :class:`HarmonizationTask`: a :class:`~inharmony.training.localization.LocalizationTask` for networks that return a
   harmonized ``"image"``. It feeds the composite (and, to a mask-guided model such as ``s2am``, the mask),
   computes the loss against the real image (the data module adds ``batch["real"]`` because the task says
   ``needs_real = True``), and returns what :class:`HarmonizationMetricsCallback` scores.
@@ -33,11 +33,11 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from ..constants import ALL_ROW, IMAGENET_MEAN, IMAGENET_STD, METRIC_NAMES
+from ..errors import TrainingCommandError, UnknownModelError
+from ..metrics.harmonization import HARMONIZATION_METRIC_NAMES, HarmonizationMetrics, PerSubsetHarmonizationMetrics
 from .callbacks import LocalizationMetricsCallback
-from .constants import ALL_ROW, IMAGENET_MEAN, IMAGENET_STD, METRIC_NAMES
-from .errors import TrainingCommandError, UnknownModelError
-from .metrics.harmonization import HARMONIZATION_METRIC_NAMES, HarmonizationMetrics, PerSubsetHarmonizationMetrics
-from .task import LocalizationTask
+from .localization import LocalizationTask
 
 __all__ = [
     "HarmonizationCLIMixin",
@@ -68,7 +68,7 @@ class HarmonizationTask(LocalizationTask):
         model: Registered name (``"s2am"``, ``"s2am_maskfree"``) or an ``nn.Module``.
         model_kwargs: Constructor arguments of a registered model (e.g. ``{"num_downs": 8}``).
         loss: ``loss(outputs, {"real", "mask", "composite"}) -> {"loss", ...}``; default: the model's
-            registered loss (:class:`~inharmony.s2am_loss.S2AMLoss` / ``S2AMMaskFreeLoss``). With an
+            registered loss (:class:`~inharmony.losses.s2am.S2AMLoss` / ``S2AMMaskFreeLoss``). With an
             adversarial term (``loss.discriminator``) the task trains the discriminator with a second
             optimizer built by ``optimizer`` (manual optimization).
         optimizer: Optimizer callable (default ``torch.optim.Adam``).
@@ -338,7 +338,7 @@ class HarmonizationMetricsCallback(LocalizationMetricsCallback):
         _log(pl_module, values, False)
         self.test_results = merged
         self.results_by_output = {}
-        from .metrics.report import results_to_markdown
+        from ..metrics.report import results_to_markdown
 
         self.test_table = results_to_markdown(merged)
         self.tables = {"image": self.test_table}
@@ -358,7 +358,7 @@ def is_harmonizer(name: str) -> bool:
         >>> is_harmonizer("s2am"), is_harmonizer("dirl")
         (True, False)
     """
-    from .models import get_pretrained_cfg
+    from ..models import get_pretrained_cfg
 
     try:
         return get_pretrained_cfg(name).task == "harmonization"
@@ -442,7 +442,7 @@ class HarmonizationCLIMixin:
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)  # type: ignore[misc]
-        from .visualize import SamplePredictionsCallback
+        from .callbacks.predictions import SamplePredictionsCallback
 
         callbacks = []
         for callback in trainer.callbacks:

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from .constants import IMAGENET_MEAN, IMAGENET_STD
-from .files import atomic_write
+from ...constants import IMAGENET_MEAN, IMAGENET_STD
+from ...files import atomic_write
 
 __all__ = ["PredictionMaskWriter", "SamplePredictionsCallback", "denormalize", "prediction_panel", "save_panel"]
 
@@ -147,7 +147,7 @@ class PredictionMaskWriter(BasePredictionWriter):
     ) -> None:
         from PIL import Image
 
-        from .errors import OutputExistsError
+        from ...errors import OutputExistsError
 
         for mask, path in zip(prediction["mask"], prediction["path"], strict=True):
             target = (self.out_dir / path).with_suffix(".png")

@@ -3,7 +3,7 @@
 :class:`LocalizationTask` is a thin layer over a plain network: the network, its loss recipe,
 the optimizer and the learning-rate schedule are all arguments, so one class serves DIRL,
 RSRNet and any model registered later, from Python or from ``inharmony fit --config ...``.
-Metrics are computed by :class:`inharmony.callbacks.LocalizationMetricsCallback` from what the
+Metrics are computed by :class:`inharmony.training.callbacks.LocalizationMetricsCallback` from what the
 evaluation steps return.
 """
 
@@ -19,8 +19,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from .errors import CheckpointError, TrainingCommandError
-from .models import create_model
+from ..errors import CheckpointError, TrainingCommandError
+from ..models import create_model
 
 __all__ = ["LocalizationTask"]
 
@@ -61,7 +61,7 @@ class LocalizationTask(L.LightningModule):
     (GPU) runs the network under autocast; the losses compute in float32 whatever the precision.
     :attr:`inference_precision` (set by ``inharmony test --precision bf16``) tests through
     :func:`inharmony.inference.optimize` instead of the plain network, and :attr:`inference_tta`
-    (``inharmony test --tta hv``) through :class:`inharmony.tta.FlipAverage`.
+    (``inharmony test --tta hv``) through :class:`inharmony.inference.tta.FlipAverage`.
 
     The network is ``self.model``, so checkpoint keys are ``"model.<network key>"``; the model name
     and ``model_kwargs`` are saved as hyper-parameters, so :meth:`load_from_checkpoint` rebuilds
@@ -80,7 +80,7 @@ class LocalizationTask(L.LightningModule):
     folded, channels_last, autocast) at that precision; ``None`` (default): the plain network."""
 
     inference_tta: str | None = None
-    """``"h"``, ``"v"`` or ``"hv"``: test through :class:`inharmony.tta.FlipAverage` (the masks of flipped
+    """``"h"``, ``"v"`` or ``"hv"``: test through :class:`inharmony.inference.tta.FlipAverage` (the masks of flipped
     copies averaged; set by ``inharmony test --tta hv``); ``None`` (default): one pass per image."""
 
     def __init__(
@@ -121,7 +121,7 @@ class LocalizationTask(L.LightningModule):
         else:
             raise TypeError(f"model must be a registered name or an nn.Module, got {type(model).__name__}")
         if loss is None:
-            from .losses import loss_for_model
+            from ..losses import loss_for_model
 
             loss = loss_for_model(self.model_name)
         self.loss = loss
@@ -215,11 +215,11 @@ class LocalizationTask(L.LightningModule):
         # Built here, after Lightning has loaded --ckpt_path's weights and moved the network.
         network = None
         if self.inference_precision is not None:
-            from .inference import optimize
+            from ..inference import optimize
 
             network = optimize(self.model, precision=self.inference_precision, channels_last=True)
         if self.inference_tta is not None:
-            from .tta import FlipAverage
+            from ..inference.tta import FlipAverage
 
             network = FlipAverage(network if network is not None else self.model, flips=self.inference_tta)
         self.__dict__["_inference_model"] = network

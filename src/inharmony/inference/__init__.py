@@ -33,9 +33,9 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
-from .constants import IMAGENET_MEAN, IMAGENET_STD
-from .errors import DataError, ImageReadError
-from .preprocessing import EvalPreprocess, decode_image
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..errors import DataError, ImageReadError
+from ..preprocessing import EvalPreprocess, decode_image
 from .tta import FLIP_CHOICES, FlipAverage
 
 __all__ = [
@@ -801,7 +801,7 @@ def _resolve_model(model: Any, weights: str | os.PathLike[str] | None) -> nn.Mod
             raise ValueError("weights= is only used when model is given by name, e.g. Predictor('dirl', weights=...)")
         return model
     if isinstance(model, (str, os.PathLike)):
-        from .hub import from_pretrained, load
+        from ..hub import from_pretrained, load
 
         text = os.fspath(model)
         if os.path.isfile(os.path.join(text, "config.json")) and weights is None:
@@ -813,7 +813,7 @@ def _resolve_model(model: Any, weights: str | os.PathLike[str] | None) -> nn.Mod
                 f"Predictor('dirl', weights={text!r}), or a model from inharmony.load(...)"
             )
         return load(text, weights)
-    from .models import list_models
+    from ..models import list_models
 
     raise TypeError(
         f"Predictor needs a model: a torch.nn.Module (e.g. inharmony.load('dirl', weights=...)), a registered "
@@ -848,7 +848,7 @@ class Predictor:
             else fp32); the caller's model is then left untouched and :attr:`model` is the optimized copy.
         compile: With ``precision``, also ``torch.compile`` the network (see :func:`optimize`).
         tta: ``None`` (default): one pass per image. ``"h"``, ``"v"`` or ``"hv"``: the masks of flipped
-            copies averaged (:class:`~inharmony.tta.FlipAverage`; 2, 2 or 4 passes per image).
+            copies averaged (:class:`~inharmony.inference.tta.FlipAverage`; 2, 2 or 4 passes per image).
 
     Inputs: a path, a PIL image, an H×W×3 ``uint8`` RGB array (H×W grey, H×W×4 RGBA, ``uint16``
     or float in [0, 1] also work), or a list of these (or an N×H×W×3 array). EXIF rotation is

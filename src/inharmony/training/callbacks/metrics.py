@@ -2,7 +2,7 @@
 
 Example:
     >>> from lightning.pytorch import Trainer
-    >>> from inharmony.callbacks import LocalizationMetricsCallback
+    >>> from inharmony.training.callbacks import LocalizationMetricsCallback
     >>> trainer = Trainer(callbacks=[LocalizationMetricsCallback()], logger=False)  # doctest: +SKIP
 """
 
@@ -17,8 +17,8 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
 
-from ..constants import ALL_ROW, METRIC_NAMES
-from ..metrics import LocalizationMetrics, PerSubsetMetrics, results_to_markdown
+from ...constants import ALL_ROW, METRIC_NAMES
+from ...metrics import LocalizationMetrics, PerSubsetMetrics, results_to_markdown
 
 __all__ = ["LocalizationMetricsCallback"]
 
@@ -32,7 +32,7 @@ class LocalizationMetricsCallback(Callback):
     and only sums and counts are kept, never pixels.
 
     To score several outputs (RSRNet's Table 3), the steps also return ``"masks"``: ``{output key:
-    (B, 1, H, W)}`` in the module's ``eval_outputs`` order (as :class:`inharmony.task.LocalizationTask`
+    (B, 1, H, W)}`` in the module's ``eval_outputs`` order (as :class:`inharmony.training.localization.LocalizationTask`
     does); the first is the one scored on validation and logged without a prefix.
 
     Logged at the end of each epoch (values are fractions, synchronised across processes):

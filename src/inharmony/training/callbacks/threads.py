@@ -1,7 +1,7 @@
 """Train with the CPU thread count that is fastest now, re-checked as other programs come and go.
 
 Example:
-    >>> from inharmony.callbacks import AdaptiveThreads
+    >>> from inharmony.training.callbacks import AdaptiveThreads
     >>> AdaptiveThreads(candidates=[2, 1]).candidates
     (2, 1)
 """

@@ -2,7 +2,7 @@
 
 Example:
     >>> from lightning.pytorch import Trainer
-    >>> from inharmony.callbacks import LocalizationMetricsCallback
+    >>> from inharmony.training.callbacks import LocalizationMetricsCallback
     >>> trainer = Trainer(callbacks=[LocalizationMetricsCallback()], logger=False)  # doctest: +SKIP
 """
 

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .losses import bce_loss, iou_loss, ssim_loss
-from .models import ensure_hub_file_available
+from ..models import ensure_hub_file_available
+from . import bce_loss, iou_loss, ssim_loss
 
 __all__ = ["DomainEncoder", "LocalizationLoss", "MadisNetLoss", "partial_conv2d", "triplet_losses"]
 

@@ -34,9 +34,9 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from .errors import DataError, ImageReadError
-from .inference import ImageInput, Predictor, check_threshold, load_image_array
-from .preprocessing import EvalPreprocess
+from ..errors import DataError, ImageReadError
+from ..preprocessing import EvalPreprocess
+from . import ImageInput, Predictor, check_threshold, load_image_array
 
 __all__ = ["Harmonized", "Harmonizer", "harmonize", "load_mask_array", "soft_mask"]
 
@@ -114,7 +114,7 @@ def load_mask_array(source: ImageInput, shape: tuple[int, int] | None = None) ->
         >>> load_mask_array(np.array([[0, 255]], np.uint8)).tolist()
         [[0.0, 1.0]]
     """
-    from .data.decode import mask_full_scale, read_mask_array
+    from ..data.decode import mask_full_scale, read_mask_array
 
     name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the mask"
     if isinstance(source, (str, os.PathLike)):
@@ -207,7 +207,7 @@ class Harmonizer:
                 raise ValueError("weights= is only used when the harmonizer is given by name")
             model = harmonizer
         elif isinstance(harmonizer, str):
-            from .hub import load
+            from ..hub import load
 
             model = load(harmonizer, weights)
         else:
@@ -281,7 +281,7 @@ class Harmonizer:
         if alpha is None:
             if prob is None:
                 raise ValueError("a harmonizer without a mask input must return a predicted 'mask'")
-            from .inference import resize_mask
+            from . import resize_mask
 
             alpha = soft_mask(resize_mask(prob, height, width), self.threshold)
         # quantised like the written mask: a pixel the mask PNG shows as 0 is never touched

@@ -42,8 +42,8 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from .errors import CheckpointError, find_cause
-from .files import atomic_write
+from ..errors import CheckpointError, find_cause
+from ..files import atomic_write
 
 __all__ = [
     "RESUME_KEYS",
@@ -329,7 +329,7 @@ def _inspect(path: Path) -> tuple[str | None, int]:
         return "truncated or corrupt: its zip directory cannot be read", -1
     if not any(name.endswith("data.pkl") for name in names):
         return "not a PyTorch checkpoint (no data.pkl in the archive)", -1
-    from .converters import read_lightning_checkpoint
+    from ..converters import read_lightning_checkpoint
 
     try:
         payload = read_lightning_checkpoint(path, trust=False)

@@ -88,7 +88,7 @@ def is_inharmony_export(path: str | os.PathLike[str]) -> bool:
 
 
 def _check_target(path: Path, overwrite: bool) -> None:
-    from .errors import OutputExistsError
+    from ..errors import OutputExistsError
 
     if path.is_dir():
         raise OutputExistsError(f"--out {path} is a folder; give a file name such as {path / 'model.onnx'}")
@@ -131,7 +131,7 @@ def export_onnx(
     import shutil
     import tempfile
 
-    from .files import atomic_write
+    from ..files import atomic_write
 
     path = Path(path)
     _check_target(path, overwrite)
@@ -139,7 +139,7 @@ def export_onnx(
     _require("onnxscript")
     import onnx
 
-    from .version import __version__
+    from ..version import __version__
 
     multiple = _size_multiple(model)
     if size % multiple:

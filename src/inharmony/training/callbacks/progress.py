@@ -1,7 +1,7 @@
 """Training progress against a step budget, with an ETA and the load average.
 
 Example:
-    >>> from inharmony.callbacks import StepBudgetProgress
+    >>> from inharmony.training.callbacks import StepBudgetProgress
     >>> StepBudgetProgress(every_n_steps=100).every_n_steps
     100
 """

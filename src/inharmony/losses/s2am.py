@@ -12,7 +12,7 @@
 
 **Adversarial term: optional, off by default** (``adversarial_weight=0``). With a weight > 0 the loss owns a
 pix2pix PatchGAN discriminator conditioned on the composite and adds the least-squares GAN term
-``MSE(D(I_pred, I_comp), 1)`` (the paper's §3.4.2, LSGAN as CycleGAN); :class:`~inharmony.harmonization_task.
+``MSE(D(I_pred, I_comp), 1)`` (the paper's §3.4.2, LSGAN as CycleGAN); :class:`~inharmony.training.harmonization.
 HarmonizationTask` then trains the discriminator with its own optimizer (``0.5·[MSE(D(I, I_comp), 1) +
 MSE(D(I_pred, I_comp), 0)]``). It is off because (1) for the harmonizer with the mask the paper found no
 significant improvement from it (§3.4.1) and the authors' recipe for ``rascv2`` (``BasicMachine``) has none;

@@ -284,8 +284,8 @@ def loss_for_model(name: str, **kwargs: Any) -> nn.Module:
         >>> loss_for_model("rsrnet", decay=0.5).decay
         0.5
     """
-    from .errors import UnknownModelError
-    from .models import get_pretrained_cfg  # the registry: the one place that says which loss a model trains with
+    from ..errors import UnknownModelError
+    from ..models import get_pretrained_cfg  # the registry: the one place that says which loss a model trains with
 
     try:
         cfg = get_pretrained_cfg(name)

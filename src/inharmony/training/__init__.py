@@ -1,0 +1,19 @@
+"""The training system: the LightningModules, checkpointing that never loses work, and callbacks.
+
+Everything here builds on Lightning; the networks themselves (:mod:`inharmony.models`) do not.
+
+- :mod:`.localization`: :class:`LocalizationTask`, trains and evaluates every localizer.
+- :mod:`.harmonization`: :class:`HarmonizationTask`, the same for harmonizers (S2AM).
+- :mod:`.checkpointing`: atomic checkpoints, ``last.ckpt``, safe resume.
+- :mod:`.callbacks`: the papers' metrics, progress, CPU threads, prediction pictures.
+
+Example:
+    >>> from inharmony.models import create_model
+    >>> from inharmony.training import LocalizationTask
+    >>> task = LocalizationTask(create_model("dirl_tiny"))
+"""
+
+from .harmonization import HarmonizationTask
+from .localization import LocalizationTask
+
+__all__ = ["HarmonizationTask", "LocalizationTask"]
