@@ -15,6 +15,6 @@ import os as _os  # noqa: E402
 import sys as _sys  # noqa: E402
 
 _sys.path.insert(0, _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "src"))  # the checkout's package
-from inharmony.hub import torch_hub_entrypoints as _entrypoints  # noqa: E402
+from inharmony.models import torch_hub_entrypoints as _entrypoints  # noqa: E402
 
 globals().update(_entrypoints())

@@ -187,16 +187,15 @@ def one_torch_thread():
 
 # Loss options that keep a model's default loss offline (tests never download). MadisNet's loss embeds
 # a frozen ImageNet VGG16 domain encoder; with random VGG weights it has the same parameters and graph.
-OFFLINE_LOSS_OPTIONS = {"inharmony.losses.madisnet.MadisNetLoss": {"vgg_weights": False}}
+OFFLINE_LOSS_OPTIONS = {"MadisNetLoss": {"vgg_weights": False}}
 
 
 @pytest.fixture
 def offline_loss_for_model():
     """``loss_for_model(name)`` with the options that keep it from downloading anything."""
-    from inharmony.losses import loss_for_model
-    from inharmony.models import get_pretrained_cfg
+    from inharmony.losses import get_loss_class, loss_for_model
 
     def build(name: str):
-        return loss_for_model(name, **OFFLINE_LOSS_OPTIONS.get(get_pretrained_cfg(name).default_loss, {}))
+        return loss_for_model(name, **OFFLINE_LOSS_OPTIONS.get(get_loss_class(name).__name__, {}))
 
     return build

@@ -66,12 +66,20 @@ class Brighten(nn.Module):
 
 
 def tiny_harmonizer() -> object | None:
-    """A :class:`inharmony.inference.harmonizer.Harmonizer` around :class:`Brighten` (None: module absent)."""
+    """A :class:`inharmony.inference.harmonizer.Harmonizer` around :class:`Brighten`, scored by a random BargainNet."""
     try:
         from inharmony.inference.harmonizer import Harmonizer
+        from inharmony.inference.scorer import HarmonyScorer
     except ImportError:
         return None
-    return Harmonizer(Brighten(), size=48, device="cpu")
+    from bargainnet_reference import libcom_state_dict
+    from inharmony.models import load_state_dict_strict
+    from inharmony.models.bargainnet import BargainNet, checkpoint_filter_fn
+
+    bargainnet = BargainNet()
+    load_state_dict_strict(bargainnet, checkpoint_filter_fn(libcom_state_dict(seed=1)), "random")
+    scorer = HarmonyScorer(bargainnet.eval(), size=64, device="cpu", localizer=None)
+    return Harmonizer(Brighten(), size=48, device="cpu", scorer=scorer)
 
 
 @contextlib.contextmanager
@@ -102,7 +110,9 @@ def photo(path: Path, height: int, width: int) -> Path:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
-    with serve(harmonizer=tiny_harmonizer()) as s:
+    harmonizer = tiny_harmonizer()
+    with serve(harmonizer=harmonizer) as s:
+        s.demo.harmonizer_for_tests = harmonizer
         yield s
 
 
@@ -193,7 +203,7 @@ def test_photo_over_the_pixel_limit_is_downscaled_and_the_page_says_so(client, t
     assert "downscaled" in status and "300×200" in status
 
 
-def test_harmonize_changes_the_region_only(served: Served, client, tmp_path: Path) -> None:
+def test_fix_changes_the_region_only_and_shows_both_scores(served: Served, client, tmp_path: Path) -> None:
     if "/harmonize" not in client.view_api(print_info=False, return_format="dict")["named_endpoints"]:
         pytest.skip("inharmony.inference.harmonizer is not importable: the page has no harmonize button")
     path = photo(tmp_path / "cat.png", 72, 108)
@@ -201,10 +211,15 @@ def test_harmonize_changes_the_region_only(served: Served, client, tmp_path: Pat
     threshold = 0.5
     region = read_grey(region_png) > 0
     assert 0 < region.sum() < region.size
-    before_png, after_png, harmonized_png = client.predict(threshold, api_name="/harmonize")
+    before_png, after_png, scores, harmonized_png = client.predict(threshold, api_name="/harmonize")
+    assert Path(harmonized_png).name == "cat_fixed.png"
     original = load_image_array(path)
     harmonized = load_image_array(harmonized_png)
     assert harmonized.shape == original.shape
+    scorer = served.demo.harmonizer_for_tests.scorer
+    soft = region.astype(np.float32)
+    expected = f"harmony {scorer(original, soft):.2f} → {scorer(harmonized, soft):.2f}"
+    assert expected in scores and f"{original.shape[1]}×{original.shape[0]} px" in scores
     assert np.array_equal(harmonized[~region], original[~region])  # untouched outside the region
     assert harmonized[region].astype(int).mean() > original[region].astype(int).mean() + 20  # brightened inside
     assert np.array_equal(load_image_array(before_png), original)  # small photo: shown at its own size

@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 import inharmony
-from inharmony import hub, inference
+from inharmony import inference
+from inharmony import models as hub
 from inharmony.cli import EXIT_OK, main
 from inharmony.inference import OptimizedModel, Predictor, auto_micro_batch, auto_precision, optimize
 
@@ -111,7 +112,7 @@ def test_predictor_batches_mixed_sizes_like_batch_1(model):
 
 
 def _cpu_flags(monkeypatch, flags):
-    monkeypatch.setattr(inference, "_cpu_flags", lambda: set(flags))
+    monkeypatch.setattr(inference.precision, "_cpu_flags", lambda: set(flags))
 
 
 @pytest.mark.parametrize(

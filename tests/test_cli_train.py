@@ -6,11 +6,16 @@ import json
 import os
 from pathlib import Path
 
+import lightning.pytorch  # noqa: F401  (see below)
 import pytest
 import torch
 
 from inharmony.cli import main
 from inharmony.metrics import SUBSET_ORDER
+
+# Lightning is imported above, at collection, on purpose: its log handler binds the stderr of the moment, and
+# imported first inside a test it would bind that test's capsys stream, closed before the next test logs
+# ("Seed set to 0"), so the error checks below would find a "--- Logging error ---" traceback.
 
 # Small and quick: 32-px crops of the fake tree, the lightest registered DIRL variant.
 TINY = [
@@ -202,12 +207,12 @@ def test_predict_with_config_writes_masks(fake_ihd, fitted, tmp_path):
 @pytest.fixture
 def nothing_is_built(monkeypatch):
     """Fail the test if a model gets built: the checks must come first."""
-    import inharmony.training.localization
+    from inharmony.training import _base
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was built before the arguments were checked")
 
-    monkeypatch.setattr(inharmony.training.localization, "create_model", refuse)
+    monkeypatch.setattr(_base, "create_model", refuse)
 
 
 def _short_error(capsys) -> str:

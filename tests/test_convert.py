@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from inharmony.converters import dirl_to_official_state_dicts, load_official_dirl
 from inharmony.errors import OfficialCheckpointError
+from inharmony.models.converters.official_dirl import dirl_to_official_state_dicts, load_official_dirl
 from inharmony.models.dirl import DIRL
 from official_dirl_reference import official_dirl_forward
 
@@ -208,3 +208,26 @@ def test_objects_outside_the_format_are_refused(tmp_path: Path, official_run: tu
 def test_not_a_directory(tmp_path: Path) -> None:
     with pytest.raises(OfficialCheckpointError, match="not a directory"):
         load_official_dirl(tmp_path / "nowhere")
+
+
+def test_load_chooses_the_epoch_of_the_authors_folder(tmp_path: Path, official_run: tuple[Path, DIRL, dict]) -> None:
+    import inharmony
+
+    _, model, _ = official_run
+    encoder, decoder = _official_state(model)
+    _save_official(tmp_path, encoder, decoder, epoch="60")
+    loaded = inharmony.load("dirl", weights=tmp_path, epoch=60)
+    key = "decoder.head.weight"
+    assert torch.equal(loaded.state_dict()[key], model.state_dict()[key])
+    with pytest.raises(OfficialCheckpointError, match=r"Choose the epoch with epoch="):
+        inharmony.load("dirl", weights=tmp_path)  # "best" is not there
+
+
+def test_load_refuses_an_epoch_for_other_weights(tmp_path: Path) -> None:
+    import inharmony
+
+    folder = inharmony.create_model("dirl_resnet18", decoder_channels=8).save_pretrained(tmp_path / "hub")
+    with pytest.raises(ValueError, match="authors' checkpoint folder"):
+        inharmony.load("dirl_resnet18", weights=folder, epoch=60)
+    with pytest.raises(ValueError, match="no weights= was given"):
+        inharmony.load("dirl", epoch="best")

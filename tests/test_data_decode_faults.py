@@ -21,9 +21,9 @@ import torch
 from PIL import Image, ImageOps
 
 from inharmony.data import IHarmony4, eval_transform
-from inharmony.data.decode import decode_mask, decode_pair, mask_fraction, mask_full_scale, read_mask_array
+from inharmony.data.decode import decode_mask, decode_pair, mask_fraction
 from inharmony.errors import DataError
-from inharmony.preprocessing import apply_orientation, decode_image, image_header
+from inharmony.imageio import apply_orientation, decode_image, image_header, mask_full_scale, read_mask_array
 
 RED = (250, 20, 20)
 H, W = 48, 80  # stored size of the EXIF composites: not square, so turning swaps the sides

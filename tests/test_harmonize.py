@@ -102,7 +102,7 @@ def test_mask_loading_and_errors(photo, region, s2am, tmp_path):
 
 
 def _run(*args: str) -> int:
-    return main(["harmonize", *args, "--device", "cpu", "--size", "64"])
+    return main(["harmonize", *args, "--model", "s2am", "--device", "cpu", "--size", "64"])  # PCTNet is the default
 
 
 def test_cli_writes_the_three_files(photo, region, hub, tmp_path):

@@ -20,10 +20,10 @@ import torch
 from safetensors.torch import load_file
 
 import inharmony
-from inharmony import hub
-from inharmony.errors import CheckpointError, HubUnreachableError
-from inharmony.hub import HubConfigError
+from inharmony import models as hub
+from inharmony.errors import CheckpointError, HubConfigError, HubUnreachableError
 from inharmony.models import DIRL, HubMixin
+from inharmony.models.converters.lightning import load_lightning_checkpoint
 
 TINY = {"decoder_channels": 8}
 SHA = "0123456789abcdef0123456789abcdef01234567"  # a commit hash, as the cache names snapshots
@@ -238,7 +238,7 @@ def test_fresh_process_folder_and_offline_cache(saved, tiny, x, tmp_path):
     np.save(tmp_path / "x.npy", x.numpy())
     code = (
         "import dataclasses, time, numpy as np, torch, inharmony\n"
-        "from inharmony import hub\n"
+        "from inharmony import models as hub\n"
         "from inharmony.errors import HubUnreachableError\n"
         f"x = torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r}))\n"
         f"local = inharmony.from_pretrained({str(saved)!r})\n"
@@ -367,7 +367,7 @@ def lightning_ckpt(tmp_path_factory):
 
 def test_lightning_checkpoint_rebuilds_the_network(lightning_ckpt, x):
     path, network = lightning_ckpt
-    model, hparams = hub.load_lightning_checkpoint(path)
+    model, hparams = load_lightning_checkpoint(path)
     assert hparams["model"] == "dirl_resnet18" and hparams["model_kwargs"] == TINY
     assert torch.equal(_mask(model, x), _mask(network, x))
     assert torch.equal(_mask(inharmony.load("dirl_resnet18", weights=path), x), _mask(network, x))
@@ -422,7 +422,7 @@ def test_push_bad_inputs(tmp_path, lightning_ckpt, capsys):
 
 def test_convert_dirl_official_writes_a_loadable_folder(tmp_path, capsys):
     from inharmony.cli import main
-    from inharmony.converters import dirl_to_official_state_dicts
+    from inharmony.models.converters.official_dirl import dirl_to_official_state_dicts
 
     model = _randomise_bn(inharmony.create_model("dirl"))
     encoder, decoder = dirl_to_official_state_dicts(model)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import inharmony
-from inharmony import hub
+from inharmony import models as hub
 
 REPO = str(Path(__file__).resolve().parents[1])
 

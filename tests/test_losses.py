@@ -10,13 +10,21 @@ import torch
 from scipy.ndimage import correlate
 from skimage.metrics import structural_similarity
 
+from inharmony.errors import UnknownModelError
 from inharmony.losses import (
     DIRLLoss,
+    LocalizationLoss,
+    MadisNetLoss,
+    MaskLoss,
     RSRNetLoss,
+    S2AMLoss,
+    S2AMMaskFreeLoss,
     bce_loss,
     gaussian_window,
+    get_loss_class,
     iou_loss,
     loss_for_model,
+    register_loss,
     rsr_iteration_weights,
     ssim,
     ssim_loss,
@@ -200,19 +208,48 @@ def test_rsrnet_loss_total():
 
 
 def test_loss_for_model(monkeypatch):
-    import dataclasses
-
-    from inharmony.models import _registry
+    from inharmony.losses import _registry
 
     assert isinstance(loss_for_model("dirl"), DIRLLoss)
     assert isinstance(loss_for_model("dirl_resnet18"), DIRLLoss)
     assert isinstance(loss_for_model("rsrnet"), RSRNetLoss)
+    assert isinstance(loss_for_model("rsrnet.ihd_le50"), RSRNetLoss)  # a weight tag resolves to its architecture
     assert loss_for_model("rsrnet", decay=0.5).decay == 0.5  # keyword arguments reach the loss class
-    # a registered model whose entry names no loss recipe
-    cfgs = {
-        tag: dataclasses.replace(cfg, default_loss=None)
-        for tag, cfg in _registry._PRETRAINED_CFGS["dirl_resnet18"].items()
-    }
-    monkeypatch.setitem(_registry._PRETRAINED_CFGS, "dirl_resnet18", cfgs)
+    with pytest.raises(UnknownModelError, match="no default loss"):
+        loss_for_model("no_such_model")
+    # a registered model for which no loss is registered
+    monkeypatch.delitem(_registry._LOSSES, "dirl_resnet18")
     with pytest.raises(ValueError, match="no default loss"):
         loss_for_model("dirl_resnet18")
+
+
+# Which loss trains which architecture, written out: the losses' registry is the only place that says it.
+EXPECTED_LOSSES = {
+    "dirl": DIRLLoss, "dirl_resnet18": DIRLLoss, "dirl_tiny": DIRLLoss,
+    "rsrnet": RSRNetLoss, "rsrnet_resnet18": RSRNetLoss,
+    "madisnet": MadisNetLoss, "madisnet_unet": MadisNetLoss, "unet": LocalizationLoss,
+    "s2am": S2AMLoss, "s2am_maskfree": S2AMMaskFreeLoss,
+}  # fmt: skip
+
+
+def test_each_model_trains_with_its_papers_loss():
+    import inharmony
+    from inharmony.losses import _registry
+
+    assert set(EXPECTED_LOSSES) == set(_registry._LOSSES)  # a new loss registration is written out above too
+    assert set(_registry._LOSSES) <= set(inharmony.list_models())  # no loss for an architecture that does not exist
+    for name, expected in EXPECTED_LOSSES.items():
+        assert get_loss_class(name) is expected, name
+
+
+def test_register_loss_refuses_a_second_loss_for_an_architecture(monkeypatch):
+    from inharmony.losses import _registry
+
+    monkeypatch.setattr(_registry, "_LOSSES", dict(_registry._LOSSES))
+    assert register_loss("dirl")(DIRLLoss) is DIRLLoss  # the same class again: nothing changes
+    with pytest.raises(ValueError, match="already have a loss"):
+        register_loss("dirl")(RSRNetLoss)
+    with pytest.raises(ValueError, match="architecture names"):
+        register_loss("dirl.ihd_le50")
+    assert register_loss("new_net", "other_net")(MaskLoss) is MaskLoss
+    assert _registry._LOSSES["new_net"] is _registry._LOSSES["other_net"] is MaskLoss

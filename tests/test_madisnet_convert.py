@@ -15,11 +15,16 @@ import pytest
 import torch
 
 import inharmony
-import inharmony.converters.madisnet  # registers the converters until converters/__init__ imports it)
-from inharmony.converters import find_converter
-from inharmony.converters.madisnet import convert_madisnet, load_madisnet, madisnet_files
 from inharmony.errors import OfficialCheckpointError
-from inharmony.models.madisnet import UNUSED_OFFICIAL_PREFIX, official_key, to_official_state_dicts
+from inharmony.models.converters import find_converter
+from inharmony.models.converters.madisnet import (
+    UNUSED_OFFICIAL_PREFIX,
+    convert_madisnet,
+    load_madisnet,
+    madisnet_files,
+    official_key,
+    to_official_state_dicts,
+)
 from official_madisnet_reference import official_madisnet_forward, official_unet_forward
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -278,7 +283,11 @@ def test_objects_outside_the_format_are_refused(dirl_run, tmp_path) -> None:
     torch.save({"state_dict": {"w": torch.zeros(1)}, "opt": Path("x")}, folder / "Inharmonious_G.pth")
     with pytest.raises(OfficialCheckpointError, match="weights_only=True"):
         inharmony.load("madisnet", weights=folder)
-    (folder / "Inharmonious_G.pth").write_bytes(b"not a checkpoint")
+    (folder / "Inharmonious_G.pth").write_bytes(b"not a checkpoint")  # named for what it is (was "corrupt")
+    with pytest.raises(OfficialCheckpointError, match=r"Inharmonious_G\.pth: it is a text file, not a PyTorch"):
+        inharmony.load("madisnet", weights=folder)
+    data = (dirl_run[1] / "Inharmonious_G.pth").read_bytes()
+    (folder / "Inharmonious_G.pth").write_bytes(data[: len(data) // 3])  # a truncated download
     with pytest.raises(OfficialCheckpointError, match=r"Inharmonious_G\.pth.*corrupt or truncated"):
         inharmony.load("madisnet", weights=folder)
 

@@ -1,5 +1,8 @@
 """``create_model("madisnet", pretrained=True)``: libcom's two files from a Hugging Face cache, offline.
 
+The tag names its files' format (``weights_format="madisnet-libcom"``); the builder hands them to that
+converter's :func:`~inharmony.models.converters.madisnet.load_libcom_weights`.
+
 The test lays out a Hugging Face cache holding ``Inharmonious_G.pth`` and ``IHDRNet.pth`` in libcom's
 exact format (random weights) and sets ``HF_HUB_OFFLINE=1``: the download, the conversion, the cache
 of the converted safetensors and the offline failure are exercised without a network.
@@ -7,7 +10,6 @@ of the converted safetensors and the offline failure are exercised without a net
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 
@@ -16,17 +18,13 @@ import torch
 
 import inharmony
 from inharmony.errors import HubUnreachableError
-from inharmony.models import _builder, madisnet
-from inharmony.models.madisnet import LIBCOM_FILES, LIBCOM_REPO, to_official_state_dicts
+from inharmony.models.converters import madisnet
+from inharmony.models.converters.madisnet import LIBCOM_FILES, load_libcom_weights, to_official_state_dicts
+from inharmony.models.madisnet import LIBCOM_REPO
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SHA = "fedcba9876543210fedcba9876543210fedcba98"
-# create_model(pretrained=True) hands over to the family's own loader once _builder asks models for it.
-HOOKED = "load_published_weights" in inspect.getsource(_builder.load_pretrained_weights)
-needs_hook = pytest.mark.xfail(
-    not HOOKED, strict=True, reason="models/_builder.py does not call model.load_published_weights(cfg) yet"
-)
 
 
 def _scheduler_state() -> dict:
@@ -72,7 +70,7 @@ def _mask(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 def test_published_files_load_convert_and_cache(offline, published, monkeypatch) -> None:
     _, expected = published
     model = inharmony.create_model("madisnet", pretrained=False)
-    model.load_published_weights(inharmony.get_pretrained_cfg("madisnet"))
+    load_libcom_weights(model, inharmony.get_pretrained_cfg("madisnet"))
     x = torch.randn(1, 3, 64, 64)
     assert torch.equal(_mask(model.eval(), x), _mask(expected, x))
     assert model.pretrained_cfg.revision == SHA  # the commit the files came from is recorded
@@ -84,11 +82,10 @@ def test_published_files_load_convert_and_cache(offline, published, monkeypatch)
 
     monkeypatch.setattr(madisnet, "read_official_checkpoint", no_second_conversion)
     again = inharmony.create_model("madisnet")
-    again.load_published_weights(inharmony.get_pretrained_cfg("madisnet"))
+    load_libcom_weights(again, inharmony.get_pretrained_cfg("madisnet"))
     assert torch.equal(_mask(again.eval(), x), _mask(expected, x))
 
 
-@needs_hook
 def test_one_line_pretrained(offline, published) -> None:
     _, expected = published
     x = torch.randn(1, 3, 64, 64)
@@ -103,7 +100,7 @@ def test_offline_without_the_files_fails_fast_saying_what_to_do(monkeypatch, tmp
     model = inharmony.create_model("madisnet")
     start = time.perf_counter()
     with pytest.raises(HubUnreachableError) as info:
-        model.load_published_weights(inharmony.get_pretrained_cfg("madisnet"))
+        load_libcom_weights(model, inharmony.get_pretrained_cfg("madisnet"))
     assert time.perf_counter() - start < 1.0
     message = str(info.value)
     for needed in (LIBCOM_REPO, "Inharmonious_G.pth", "IHDRNet.pth", "HF_HUB_OFFLINE",
@@ -111,7 +108,6 @@ def test_offline_without_the_files_fails_fast_saying_what_to_do(monkeypatch, tmp
         assert needed in message, needed
 
 
-@needs_hook
 def test_one_line_offline_failure(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))

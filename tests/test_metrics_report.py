@@ -23,7 +23,7 @@ from inharmony.metrics import (
     write_results,
 )
 from inharmony.metrics.report import read_results_file
-from inharmony.model_card import METRIC_COLUMNS, normalise_metrics, read_metrics_file, render_model_card
+from inharmony.models.model_card import METRIC_COLUMNS, normalise_metrics, read_metrics_file, render_model_card
 
 RESULTS = {
     "HSynth": {"ap": 0.5, "f1": 0.4, "iou": 0.3, "images": 2.0, "empty_target": 0.0},
@@ -149,8 +149,8 @@ def test_model_card_and_tables_need_no_torchmetrics():
 import sys
 for name in ("torchmetrics", "lightning", "pytorch_lightning", "albumentations", "cv2", "litdata"):
     sys.modules[name] = None
-import inharmony.model_card
-from inharmony.model_card import render_model_card
+import inharmony.models.model_card
+from inharmony.models.model_card import render_model_card
 card = render_model_card({"architecture": "dirl"}, metrics={"test/HCOCO/ap": 0.8123, "test/ap": 0.8},
                          reference_metrics={"ap": 80.02, "f1": 0.7317, "iou": 67.85})
 assert "| HCOCO | 81.23 | – | – |" in card and "| All | 80.02 | 0.7317 | 67.85 |" in card, card

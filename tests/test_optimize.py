@@ -9,7 +9,7 @@ from PIL import Image
 from torch import nn
 
 import inharmony
-from inharmony import hub
+from inharmony import models as hub
 from inharmony.cli import EXIT_OK, EXIT_USAGE, main
 from inharmony.inference import OptimizedModel, Predictor, optimize
 

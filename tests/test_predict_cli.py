@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import inharmony
-from inharmony import hub
+from inharmony import models as hub
 from inharmony.cli import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, main
 from inharmony.inference import Predictor
 

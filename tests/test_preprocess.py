@@ -25,6 +25,7 @@ from PIL import Image
 import inharmony
 from inharmony.constants import IMAGENET_MEAN, IMAGENET_STD
 from inharmony.data import IHarmony4, IHarmony4DataModule, eval_transform, train_transform
+from inharmony.imageio import decode_image, reduction_factor
 from inharmony.inference import Predictor, resize_mask
 from inharmony.preprocessing import (
     EVAL_PIXELS,
@@ -33,9 +34,7 @@ from inharmony.preprocessing import (
     PIXEL_PRESETS,
     EvalPreprocess,
     Normalize,
-    decode_image,
     eval_pixels,
-    reduction_factor,
 )
 
 SIZE = 224

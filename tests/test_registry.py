@@ -195,6 +195,8 @@ def test_list_models_filters_by_task():
     assert {"dirl", "rsrnet", "madisnet"} <= set(localizers)
     assert {"s2am", "s2am_maskfree"} <= set(harmonizers)
     assert not set(localizers) & set(harmonizers)
-    assert sorted(localizers + harmonizers) == inharmony.list_models()
+    scorers = inharmony.list_models(task="harmony_score")
+    assert scorers == ["bargainnet"] and "pctnet" in harmonizers
+    assert sorted(localizers + harmonizers + scorers) == inharmony.list_models()
     with pytest.raises(ValueError, match="unknown task 'segmentation'"):
         inharmony.list_models(task="segmentation")

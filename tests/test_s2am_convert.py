@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import inharmony
-from inharmony.converters import find_converter
-from inharmony.converters.s2am import convert_s2am, load_s2am, official_key
 from inharmony.errors import CheckpointError, OfficialCheckpointError, OutputExistsError
+from inharmony.models.converters import find_converter
+from inharmony.models.converters.s2am import convert_s2am, load_s2am, official_key
 from s2am_reference import official_forward, official_shapes, official_state_dict
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import inharmony
-from inharmony.converters.s2am import to_official_state_dict
+from inharmony.models.converters.s2am import to_official_state_dict
 from inharmony.models.s2am import S2AM, S2AMMaskFree, smoothing_kernel
 from s2am_reference import gaussian_kernel, official_forward, official_parameter_count
 
@@ -68,12 +68,14 @@ def models() -> dict[str, torch.nn.Module]:
 
 
 def test_registry_facts() -> None:
-    for name, loss in [("s2am", "S2AMLoss"), ("s2am_maskfree", "S2AMMaskFreeLoss")]:
+    from inharmony.losses import S2AMLoss, S2AMMaskFreeLoss, get_loss_class
+
+    for name, loss in [("s2am", S2AMLoss), ("s2am_maskfree", S2AMMaskFreeLoss)]:
         cfg = inharmony.get_pretrained_cfg(name)
         assert cfg.input_size == (3, 256, 256)
         assert cfg.mean == (0.0, 0.0, 0.0) and cfg.std == (1.0, 1.0, 1.0)  # the authors feed ToTensor() pixels
         assert cfg.size_multiple == 256  # eight stride-2 steps
-        assert cfg.default_loss == f"inharmony.losses.s2am.{loss}"
+        assert get_loss_class(name) is loss
         assert cfg.hf_hub_id is None and "Cun" in cfg.paper and "1907.06406" in cfg.paper_url
     assert inharmony.get_pretrained_cfg("s2am_maskfree").metrics["ap"] == 43.77
 
@@ -248,8 +250,8 @@ def test_torch_export_matches_eager(models, name) -> None:
 
 
 def test_model_card_of_a_harmonizer_says_harmonization():
-    from inharmony.model_card import render_model_card
     from inharmony.models import get_pretrained_cfg
+    from inharmony.models.model_card import render_model_card
 
     def card(name: str) -> str:
         config = {"architecture": name, "pretrained_cfg": get_pretrained_cfg(name).to_dict(), "model_args": {}}

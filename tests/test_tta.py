@@ -146,7 +146,7 @@ def test_cli_test_tta_scores_the_averaged_masks(fake_ihd, tiny_cli_args, tmp_pat
 def test_cli_predict_tta_writes_the_averaged_mask(tmp_path):
     from PIL import Image
 
-    from inharmony import hub
+    from inharmony import models as hub
     from inharmony.cli import EXIT_OK, EXIT_USAGE, main
 
     torch.manual_seed(0)

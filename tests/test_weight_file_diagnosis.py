@@ -19,9 +19,9 @@ from PIL import Image
 
 import inharmony
 from inharmony.cli import main
-from inharmony.converters.lightning import read_lightning_checkpoint
 from inharmony.errors import CheckpointError, HubConfigError
 from inharmony.models import read_state_dict
+from inharmony.models.converters.lightning import read_lightning_checkpoint
 
 LFS = (
     b"version https://git-lfs.github.com/spec/v1\n"

@@ -1,9 +1,13 @@
-"""inharmony: inharmonious region localization (DIRL, RSRNet) in PyTorch.
+"""inharmony: find, score and fix the inharmonious region of a composite photo, in PyTorch.
+
+Localizers (DIRL, RSRNet, MadisNet, UNet) find the region whose colour or lighting does not match the
+rest, harmonizers (PCTNet, S2AM) fix it, and BargainNet scores how harmonious a photo is; with the
+iHarmony4 data, the papers' metrics, Lightning training and a weight hub.
 
 Example:
     >>> import inharmony
-    >>> inharmony.list_models()[:1]
-    ['dirl']
+    >>> "dirl" in inharmony.list_models(task="localization")
+    True
     >>> model = inharmony.create_model("dirl").eval()
 
 The names below are imported on first use (PEP 562), so ``import inharmony`` (and with it
@@ -15,6 +19,8 @@ from typing import Any
 from .version import __version__
 
 __all__ = [
+    "Harmonizer",
+    "HarmonyScorer",
     "Predictor",
     "__version__",
     "create_model",
@@ -27,13 +33,15 @@ __all__ = [
 
 # name -> module that defines it, imported on first access.
 _LAZY = {
+    "HarmonyScorer": "inharmony.inference.scorer",
+    "Harmonizer": "inharmony.inference.harmonizer",
     "Predictor": "inharmony.inference",
     "create_model": "inharmony.models",
     "from_pretrained": "inharmony.models",
     "get_pretrained_cfg": "inharmony.models",
     "list_models": "inharmony.models",
     "list_pretrained": "inharmony.models",
-    "load": "inharmony.hub",
+    "load": "inharmony.models",
 }
 
 

@@ -58,8 +58,10 @@ class OfficialCheckpointError(CheckpointError):
     """An authors' checkpoint is missing, unreadable, or does not match the network it converts to."""
 
 
-class HubConfigError(InharmonyError, ValueError):
-    """A hub folder's ``config.json`` is missing, malformed, newer than this library, or of another model."""
+class HubConfigError(CheckpointError, ValueError):
+    """A hub folder's ``config.json`` is missing, malformed, out of bounds, newer than this library, or of another
+    model: a :class:`CheckpointError` (the folder's weights cannot be used), and a ``ValueError`` as before.
+    """
 
 
 class DataError(InharmonyError, ValueError):

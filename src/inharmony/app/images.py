@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataError, ImageReadError
-from ..inference import MIN_SIDE, load_image_array, overlay, resize_mask
-from ..preprocessing import decode_image, image_header
+from ..imageio import MIN_SIDE, encode_png, image_header, read_image_bytes
+from ..inference import overlay, resize_mask
 
 __all__ = [
     "MAX_PIXELS",
@@ -132,11 +132,8 @@ def read_upload(
         raise ImageReadError(f"{shown} is {width}×{height} px; at least {MIN_SIDE} px on each side are needed")
     target = _fit(height, width, max_pixels)
     try:
-        if target != (height, width) and header.format == "JPEG":
-            # Reduced decoding keeps a huge JPEG from ever existing at full size in memory.
-            image, _ = decode_image(buf, shown, min_side=min(target), header=header)
-        else:
-            image = load_image_array(path)
+        # Reduced decoding (a JPEG over the limit) keeps a huge photo from ever existing at full size in memory.
+        image, _ = read_image_bytes(buf, shown, min(target) if target != (height, width) else None, header=header)
     except (DataError, ValueError) as err:  # ImageReadError is a ValueError
         detail = str(err).replace(str(path), shown)  # the server's temporary path means nothing to the uploader
         raise ImageReadError(f"{shown} cannot be decoded: the file is corrupt or truncated ({detail})") from err
@@ -208,12 +205,3 @@ def previews(image: np.ndarray, prob: np.ndarray, threshold: float, side: int = 
         overlay=np.asarray(overlay(small, soft)),
         region=np.where(soft >= threshold, 255, 0).astype(np.uint8),
     )
-
-
-def encode_png(array: np.ndarray) -> bytes:
-    """PNG bytes of a grey (H, W) or RGB (H, W, 3) ``uint8`` array (OpenCV: fast for 12-MP masks)."""
-    pixels = array if array.ndim == 2 else cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise OSError("OpenCV could not encode the PNG")
-    return buf.tobytes()

@@ -16,10 +16,8 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import os
 import threading
-import typing
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -27,7 +25,7 @@ import torch
 
 from ..errors import InharmonyError
 from ..inference import Predictor
-from ..models import create_model, get_entrypoint, get_pretrained_cfg, is_model, list_models
+from ..models import create_model, get_pretrained_cfg, is_model, list_models, takes_mask
 
 __all__ = ["GIVEN", "PUBLISHED", "UNTRAINED", "ModelCache", "localizer_models", "weight_choices", "weights_key"]
 
@@ -39,18 +37,6 @@ GIVEN = "given"
 """Weights choice of a ready :class:`~inharmony.inference.Predictor` handed to ``build_app``."""
 
 
-def _needs_mask(model_name: str) -> bool:
-    """Whether the architecture's ``forward`` takes a mask (a harmonizer such as S2AM), from its annotations."""
-    entrypoint = get_entrypoint(model_name)
-    try:
-        cls = typing.get_type_hints(entrypoint).get("return")
-        params = list(inspect.signature(cls.forward).parameters.values())[1:]
-    except Exception:  # an entry function without a resolvable class annotation: assume a localizer
-        return False
-    required = [p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(required) > 1
-
-
 def localizer_models() -> list[str]:
     """Registered models that take a photo alone and predict a mask (harmonizers that need one are left out).
 
@@ -58,7 +44,7 @@ def localizer_models() -> list[str]:
         >>> "madisnet" in localizer_models()
         True
     """
-    return [name for name in list_models() if not _needs_mask(name)]
+    return [name for name in list_models() if not takes_mask(name)]
 
 
 def weight_choices(model: str, extra: str | None = None) -> list[tuple[str, str]]:
@@ -163,7 +149,7 @@ class ModelCache:
     def _network(self, model: str, weights: str) -> torch.nn.Module:
         if weights == UNTRAINED:
             return create_model(model).eval()  # never downloads: pretrained=False, backbone off by default
-        from ..hub import load
+        from ..models import load
 
         loader = self._loader or load
         return loader(model, None if weights == PUBLISHED else weights)

@@ -10,7 +10,8 @@ this module lays out the page and wires its events:
   map is kept in the session's ``gr.State``.
 - ``rebinarize`` (the threshold slider): the region and its PNG from that kept map; the network does
   not run again.
-- ``harmonize`` (only when :mod:`inharmony.inference.harmonizer` is importable): before | after.
+- ``harmonize`` ("Fix the region"; PCTNet with its published weights by default): the region fixed at the
+  photo's full size, before | after, the harmony score of both (BargainNet) and the fixed photo to download.
 
 Every value a visitor sends is checked on the server by :mod:`.checks` against what the page offers
 (the model, the weights choice, the threshold, the photo being an upload), whatever the widgets
@@ -125,8 +126,10 @@ def build_app(
     device: str | None = None,
     precision: str | None = "fp32",
     max_pixels: int = images.MAX_PIXELS,
-    harmonizer: Any = "s2am",
+    harmonizer: Any = "pctnet",
     harmonizer_weights: str | None = None,
+    scorer: Any = "bargainnet",
+    scorer_weights: str | None = None,
     allow_custom_weights: bool | None = None,
     weights_roots: Sequence[str | os.PathLike[str]] = (),
     preload: bool = True,
@@ -146,10 +149,13 @@ def build_app(
         precision: The inference fast path (:func:`inharmony.inference.optimize`): ``"fp32"`` (BatchNorm
             folded, within 1e-5 of eager), ``"bf16"``, ``"fp16"`` (CUDA) or ``None`` (eager).
         max_pixels: Photos with more pixels are downscaled to this many (the page says so).
-        harmonizer: The harmonizer behind the "harmonize" button (a name, a ready
-            :class:`inharmony.inference.harmonizer.Harmonizer`, or ``None`` for no button). The button is shown only
-            when :mod:`inharmony.inference.harmonizer` is importable or a ready harmonizer is given.
+        harmonizer: The harmonizer behind the "Fix the region" button: a name (``"pctnet"``, full resolution, the
+            default; ``"s2am"``), a ready :class:`inharmony.inference.harmonizer.Harmonizer`, or ``None`` for no
+            button. Loaded on the first click.
         harmonizer_weights: Weights of a harmonizer given by name (``None``: published).
+        scorer: The harmony scorer that scores the photo before and after the fix, for a harmonizer given by
+            name (``"bargainnet"``, the default; ``None``: no scores). A ready harmonizer brings its own.
+        scorer_weights: The scorer's weights (``None``: published).
         allow_custom_weights: Let visitors type weights: only paths inside ``weights_roots`` are accepted,
             never a Hub id or any other server path. Default: on exactly when ``weights_roots`` are given.
         weights_roots: Folders whose weights files and hub folders visitors may name (by a path relative
@@ -192,7 +198,7 @@ def build_app(
     weights = PUBLISHED if weights is None else str(weights)
     if preload and predictor is None:
         cache.get(model, weights)
-    slot = HarmonizerSlot(harmonizer, harmonizer_weights, device)
+    slot = HarmonizerSlot(harmonizer, harmonizer_weights, device, scorer, scorer_weights)
     outputs = _Outputs()
     models = localizer_models()
     if model not in models:
@@ -262,20 +268,20 @@ def build_app(
         folder = outputs.folder()
         return region, str(_write_region(folder, state["name"], state["prob"], state["hw"], threshold))
 
-    def harmonize(threshold: Any, state: dict[str, Any] | None) -> tuple[Any, Any, Any]:
+    def harmonize(threshold: Any, state: dict[str, Any] | None) -> tuple[Any, Any, Any, Any]:
         threshold = offer.check_threshold(threshold)
         if not state:
             raise VisitorError("find the region first: upload a photo or pick an example")
         path, name = state["upload"]
         upload = images.read_upload(path, max_pixels=max_pixels, name=name)
         region = resize_mask_uint8(state["prob"], *state["hw"], threshold=threshold).astype(np.float32) / 255.0
-        result = slot(upload.image, region, cache.get(state["model"], state["weights"]))
+        result = slot(upload.image, region)
         out = np.asarray(result.image)
         folder = outputs.folder()
-        out_file = folder / f"{state['name']}_harmonized.png"
+        out_file = folder / f"{state['name']}_fixed.png"
         atomic_write_bytes(out_file, images.encode_png(out))
         hw = images.preview_size(*out.shape[:2])
-        return _resize(upload.image, hw), _resize(out, hw), str(out_file)
+        return _resize(upload.image, hw), _resize(out, hw), _scores_text(result, out.shape), str(out_file)
 
     def on_model(model_name: Any) -> Any:
         model_name = offer.check_model(model_name)
@@ -328,11 +334,14 @@ def build_app(
                     mask_file = gr.File(label="Mask PNG (probability × 255, photo size)", elem_id="mask_file")
                     region_file = gr.File(label="Region PNG (0/255 at the threshold)", elem_id="region_file")
                 if slot.available:
-                    harmonize_button = gr.Button("Harmonize the region", elem_id="harmonize")
+                    harmonize_button = gr.Button("Fix the region", elem_id="harmonize")
                     with gr.Row(equal_height=True):  # shown once there is something to show
                         before = _picture("Before", "before", visible=False)
-                        after = _picture("After", "after", visible=False)
-                    harmonized_file = gr.File(label="Harmonized PNG", visible=False, elem_id="harmonized_file")
+                        after = _picture("After (fixed)", "after", visible=False)
+                    scores = gr.Markdown("", visible=False, elem_id="scores")
+                    harmonized_file = gr.File(
+                        label="Fixed photo (PNG, full size)", visible=False, elem_id="harmonized_file"
+                    )
 
         localize_outputs = [soft, over, region, mask_file, region_file, status, state]
         localize_inputs = [photo, model_box, weights_box, threshold]
@@ -365,15 +374,14 @@ def build_app(
         )
         model_box.change(_guard(on_model), [model_box], [weights_box], queue=False, **_private())
         if slot.available:
+            fixed_outputs = [before, after, scores, harmonized_file]
             harmonize_button.click(
                 _guard(harmonize),
                 [threshold, state],
-                [before, after, harmonized_file],
+                fixed_outputs,
                 api_name="harmonize",
                 concurrency_id="network",
-            ).success(
-                lambda: [gr.update(visible=True)] * 3, None, [before, after, harmonized_file], queue=False, **_private()
-            )
+            ).success(lambda: [gr.update(visible=True)] * 4, None, fixed_outputs, queue=False, **_private())
     demo.queue(default_concurrency_limit=1, max_size=32)
     demo.inharmony_cache = cache  # for tests and callers: which models are loaded, how many loads
     return demo
@@ -384,6 +392,15 @@ def _picture(label: str, elem_id: str, visible: bool = True) -> gr.Image:
     return gr.Image(
         label=label, format="png", interactive=False, height=_IMAGE_HEIGHT, elem_id=elem_id, visible=visible
     )
+
+
+def _scores_text(result: Any, shape: tuple[int, ...]) -> str:
+    """The line under before | after: the harmony scores (when the harmonizer has a scorer) and the size."""
+    size = f"fixed at the photo's size, {shape[1]}×{shape[0]} px"
+    before, after = getattr(result, "score_before", None), getattr(result, "score_after", None)
+    if before is None or after is None:
+        return f"{size} (no harmony scorer on this page)"
+    return f"**harmony {before:.2f} → {after:.2f}** (BargainNet; 1 = the region fits its photo) · {size}"
 
 
 def _write_region(folder: Path, name: str, prob: np.ndarray, hw: tuple[int, int], threshold: float) -> Path:

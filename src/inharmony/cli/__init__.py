@@ -5,9 +5,9 @@ Two kinds of subcommand share the entry point:
 * ``fit``, ``validate``, ``test`` and ``predict --config ...`` are LightningCLI's own subcommands
   (:mod:`inharmony.cli.lightning`): a YAML config plus ``--trainer.*``, ``--model.*``, ``--data.*``
   overrides, the data module chosen by ``class_path``.
-* The tools (``models``, ``synth``, ``harmonize``, ``app``, ``data check|resize|optimize``, ``convert``, ``export``,
-  ``push``, ``predict IMAGES``, ``demo``, ``bench``) are parsers that jsonargparse builds from a typed
-  function: its signature and docstring are the one declaration of the options
+* The tools (``models``, ``synth``, ``harmonize``, ``fix``, ``score``, ``app``, ``data check|resize|optimize``,
+  ``convert``, ``export``, ``push``, ``predict IMAGES``, ``demo``, ``bench``) are parsers that jsonargparse
+  builds from a typed function: its signature and docstring are the one declaration of the options
   (:mod:`inharmony.cli.tools`; the table is :data:`COMMANDS`).
 
 ``inharmony predict`` is the tool unless an option only LightningCLI knows is given
@@ -87,8 +87,20 @@ COMMANDS: dict[str, Tool | Group | str] = {
     ),
     "harmonize": Tool(
         "inharmony.cli.harmonize:harmonize_images",
-        "Harmonize photos: find the inharmonious region (or take --mask) and fix its colour and lighting (S2AM).",
+        "Harmonize photos: find the inharmonious region (or take --mask) and fix its colour (PCTNet; or S2AM).",
         "inharmony harmonize photo.jpg --localizer madisnet --out harmonized/",
+        positional=("inputs",),
+    ),
+    "fix": Tool(
+        "inharmony.cli.fix:fix_images",
+        "Find the inharmonious region, fix it at full resolution (PCTNet), print the harmony score before -> after.",
+        "inharmony fix photo.jpg --out fixed/",
+        positional=("inputs",),
+    ),
+    "score": Tool(
+        "inharmony.cli.fix:score_images",
+        "Print the harmony score of photos (BargainNet) in --mask's region, or the region found first.",
+        "inharmony score photo.jpg --mask photo_mask.png",
         positional=("inputs",),
     ),
     "app": Tool(
@@ -110,24 +122,7 @@ COMMANDS: dict[str, Tool | Group | str] = {
     ),
     "data": Group("iHarmony4 data tools: check a tree, make a resized copy, write litdata chunks.", _DATA),
     "convert": Group(
-        "Convert the authors' released checkpoints into an inharmony hub folder.",
-        {
-            "dirl-official": Tool(
-                f"{_CMD}:convert_dirl_official",
-                "bcmi/DIRL: encoder_epochX.pth + decoder_epochX.pth",
-                "inharmony convert dirl-official --dir DIRL/checkpoints --epoch best --out dirl_hub",
-            ),
-            "madisnet-libcom": Tool(
-                "inharmony.converters.madisnet:convert_madisnet",
-                "MadisNet: libcom's Inharmonious_G.pth + IHDRNet.pth, or the authors' g_/ihdrnet_epochX.pth",
-                "inharmony convert madisnet-libcom --dir libcom_files --out madisnet_hub",
-            ),
-            "s2am-official": Tool(
-                "inharmony.converters.s2am:convert_s2am",
-                "S2AM (vinthony/s2am): the authors' released checkpoint (.pth.tar), with or without the mask",
-                "inharmony convert s2am-official --file s2am_checkpoint.pth.tar --out s2am_hub",
-            ),
-        },
+        "Convert the authors' released checkpoints into an inharmony hub folder.", f"{_CMD}:convert_tools"
     ),
     "export": Tool(
         f"{_CMD}:export",

@@ -9,6 +9,8 @@ command runs directly. Heavy imports stay inside the functions so ``inharmony --
 from __future__ import annotations
 
 import json
+import math
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -16,24 +18,29 @@ from typing import Any, Literal
 from .exit_codes import EXIT_OK, EXIT_PARTIAL, error
 from .tools import Tool, doc_example
 
-__all__ = ["bench_tools", "convert_dirl_official", "export", "models", "push"]
+__all__ = ["bench_tools", "convert_tools", "export", "models", "push"]
 
 
-def models(pattern: str = "*") -> int:
+def models(pattern: str = "*", markdown: bool = False) -> int:
     """List registered models, their weight tags and whether the weights are published.
 
     Args:
         pattern: Shell-style filter on model names.
+        markdown: Print the model table (task, parameters, GFLOPs, input size, reference scores,
+            published weights and licence) as Markdown, as the docs and README show it.
 
     Example:
         inharmony models --pattern 'dirl*'
     """
-    from ..models import get_pretrained_cfg, list_models, list_pretrained
+    from ..models import get_pretrained_cfg, list_models, list_pretrained, models_markdown
 
     names = list_models(pattern)
     if not names:
         print(f"no model matches {pattern!r}")
         return EXIT_PARTIAL
+    if markdown:
+        print(models_markdown(pattern))
+        return EXIT_OK
     for name in names:
         default = get_pretrained_cfg(name)
         print(f"{name}  ({default.paper_url or 'no paper link'})")
@@ -46,50 +53,26 @@ def models(pattern: str = "*") -> int:
     return EXIT_OK
 
 
-def convert_dirl_official(
-    dir: str, out: str, epoch: str = "best", metrics: str | None = None, force: bool = False
-) -> int:
-    """Convert the DIRL authors' released checkpoints into an inharmony hub folder.
-
-    Reads ``encoder_epoch{EPOCH}.pth`` and ``decoder_epoch{EPOCH}.pth`` of
-    bcmi/DIRL-Inharmonious-Region-Localization and writes ``config.json``, ``model.safetensors`` and
-    a model card.
-
-    Args:
-        dir: Folder holding the official checkpoint pair.
-        out: Hub folder to write.
-        epoch: ``best``, ``latest`` or an epoch number.
-        metrics: ``metrics.json`` measured for these weights (for the model card).
-        force: Write into a non-empty ``--out`` folder.
-    """
-    from ..converters import load_official_dirl
-    from ..hub import save_pretrained
-    from ..model_card import read_metrics_file
-
-    target = Path(out)
-    if target.exists() and any(target.iterdir()) and not force:
-        return error(f"{target} is not empty; choose another --out or pass --force")
-    which: int | str = int(epoch) if epoch.isdigit() else epoch
-    card_metrics = read_metrics_file(metrics) if metrics else None
-    model = load_official_dirl(dir, epoch=which)
-    save_pretrained(  # the converted DIRL recorded its constructor arguments and its registry entry
-        model,
-        target,
-        metrics=card_metrics,
-        model_card_kwargs={
-            "training_data": "iHarmony4, le50 training split; weights released by the DIRL authors "
-            f"(converted from encoder/decoder_epoch{which}.pth by `inharmony convert dirl-official`).",
-        },
-    )
-    print(f"wrote {target}/config.json, model.safetensors, README.md")
-    return EXIT_OK
+_MAX_SIDE = 4096  # the largest --size / --check-sizes side: a 4096² float image is 200 MB
+_OPSETS = range(7, 24)  # the ONNX opsets torch.onnx writes
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}", re.ASCII)
 
 
-def _sizes(text: str) -> list[tuple[int, int]]:
+def _sizes(text: str, multiple: int) -> list[tuple[int, int]]:
+    """``--check-sizes`` as ``[(height, width), ...]``; ``ValueError`` naming the option for a bad item."""
     sizes = []
     for item in filter(None, (part.strip() for part in text.split(","))):
-        height, _, width = item.partition("x")
-        sizes.append((int(height), int(width or height)))
+        height, _, width = item.lower().partition("x")
+        sides = (height.strip(), (width or height).strip())
+        if not all(side.isdecimal() and side.isascii() and len(side) <= 5 for side in sides):
+            raise ValueError(f"--check-sizes: {item[:40]!r} is not HxW (e.g. 224x224,160x288)")
+        pair = (int(sides[0]), int(sides[1]))
+        if not all(1 <= side <= _MAX_SIDE and side % multiple == 0 for side in pair):
+            raise ValueError(
+                f"--check-sizes: {item!r}: each side must be a multiple of {multiple} (the model's size multiple) "
+                f"from {multiple} to {_MAX_SIDE}"
+            )
+        sizes.append(pair)
     return sizes
 
 
@@ -123,12 +106,22 @@ def export(
         overwrite: Replace an existing ``--out`` that is not an earlier export (never the ``--weights``).
     """
     from ..inference.export import check_onnx, export_onnx
+    from ..models import get_pretrained_cfg
 
+    if not out.strip():
+        return error("--out is empty; give the .onnx file to write")
     target = Path(out).resolve()
     if weights and (target == Path(weights).resolve() or Path(weights).resolve() in target.parents):
         where = "is the --weights file" if target == Path(weights).resolve() else "is inside the --weights folder"
         return error(f"--out {out} {where} ({weights}); it is never replaced: choose another name for the graph")
-    sizes = _sizes(check_sizes)
+    multiple = get_pretrained_cfg(model).size_multiple
+    if not (multiple <= size <= _MAX_SIDE and size % multiple == 0):
+        return error(f"--size {size}: must be a multiple of {multiple} ({model}'s size multiple) up to {_MAX_SIDE}")
+    if opset not in _OPSETS:
+        return error(f"--opset {opset}: must be an ONNX opset from {_OPSETS.start} to {_OPSETS.stop - 1}")
+    if not (math.isfinite(atol) and atol > 0):
+        return error(f"--atol {atol}: must be a positive number")
+    sizes = _sizes(check_sizes, multiple)
     if random_weights:
         if weights:
             return error("give --weights or --random-weights, not both")
@@ -136,7 +129,7 @@ def export(
 
         network = create_model(model).eval()
     else:
-        from ..hub import load
+        from ..models import load
 
         network = load(model, weights=weights)
     path = export_onnx(network, out, size=size, opset=opset, overwrite=overwrite)
@@ -164,6 +157,7 @@ def push(
     out: str | None = None,
     dry_run: bool = False,
     trust_checkpoint: bool = False,
+    force: bool = False,
 ) -> int:
     """Upload a Lightning checkpoint (or hub folder) to the Hugging Face Hub, with config and model card.
 
@@ -178,13 +172,25 @@ def push(
         out: Also keep the hub folder here.
         dry_run: Write the folder (``--out``) and do not upload.
         trust_checkpoint: Allow pickled Python objects in the ``.ckpt`` (only for files you made).
+        force: Write into a non-empty ``--out`` folder (its config.json, model.safetensors and README.md
+            are replaced).
     """
-    from ..converters import load_lightning_checkpoint
-    from ..hub import CONFIG_NAME, from_pretrained, save_pretrained
-    from ..model_card import read_metrics_file
+    from ..files import check_output_folder
+    from ..models import CONFIG_NAME, from_pretrained, save_pretrained
+    from ..models.converters.lightning import load_lightning_checkpoint
+    from ..models.model_card import read_metrics_file
 
     if dry_run and not out:
         return error("--dry-run needs --out DIR (where to write the folder)")
+    if not _REPO_ID.fullmatch(repo_id) or ".." in repo_id or "--" in repo_id or repo_id.endswith((".", "-")):
+        return error(f"--repo-id {repo_id[:100]!r}: must be a Hugging Face repository id 'org/name' (letters, digits, "
+                     "'-', '_', '.'; at most 96 characters each)")  # fmt: skip
+    if branch is not None and (not re.fullmatch(r"[\w./-]{1,200}", branch, re.ASCII) or ".." in branch):
+        return error(f"--branch {str(branch)[:100]!r}: must be a branch name (letters, digits, '-', '_', '.', '/')")
+    if not commit_message.strip():
+        return error("--commit-message is empty")
+    if out is not None:
+        check_output_folder(out, force)
     card_metrics = read_metrics_file(metrics) if metrics else None
     if Path(checkpoint).is_dir():
         model = from_pretrained(checkpoint)
@@ -273,11 +279,27 @@ def report_check(report: Any, **_: Any) -> int:
     return EXIT_PARTIAL if flagged else EXIT_OK
 
 
+# --------------------------------------------------------------------------- convert
+
+
+def convert_tools() -> dict[str, Tool]:
+    """One ``inharmony convert`` tool per registered converter that has a command, named after the converter.
+
+    Example:
+        >>> {"dirl-official", "madisnet-libcom", "s2am-official"} <= set(convert_tools())
+        True
+    """
+    from ..models.converters import list_converters
+
+    commands = {c.name: c.command for c in sorted(list_converters(), key=lambda c: c.name) if c.command is not None}
+    return {name: Tool(cmd.target, cmd.summary, cmd.example) for name, cmd in commands.items()}
+
+
 # --------------------------------------------------------------------------- benchmarks
 
 
 def bench_tools() -> dict[str, Tool]:
-    """One tool per measuring mode (its typed ``run``), plus ``all`` (run every mode) and ``report`` (README tables)."""
+    """One tool per measuring mode (its typed ``run``), plus ``all`` (every mode) and ``report`` (the docs' tables)."""
     from ..benchmarks import bench_modes, readme
 
     found = {name: Tool(f"{mod.__name__}:run", mod.HELP, doc_example(mod.run)) for name, mod in bench_modes().items()}
@@ -288,7 +310,7 @@ def bench_tools() -> dict[str, Tool]:
     )
     found["report"] = Tool(
         f"{readme.__name__}:report",
-        "Render bench JSON reports as Markdown tables; replace README's section between the bench markers.",
+        "Render bench JSON reports as Markdown tables; replace this machine's section of docs/benchmarks.md.",
         doc_example(readme.report),
     )
     return found

@@ -6,14 +6,15 @@ LightningCLI parses and runs its own subcommands. The data module is chosen by `
 ``--data.root DIR`` alone works. Every run also gets:
 
 * ``--checkpoint.*``: a :class:`~lightning.pytorch.callbacks.ModelCheckpoint` keeping the best
-  epoch by ``val/iou`` (``best-*.ckpt``);
+  epoch by the task's ``monitor`` (``val/iou``; a harmonizer's ``val/psnr``) (``best-*.ckpt``);
 * ``--last.*``: :class:`inharmony.training.checkpointing.LastCheckpoint`, ``last.ckpt`` in the same folder, always
   the last state: after every validation and epoch, at the end of fit, every
   ``--last.every_n_train_steps`` steps (default 0: off) and every ``--last.every_n_minutes`` minutes
   (default 30; 0: off), and on Ctrl+C / SIGTERM (the step finishes, ``last.ckpt`` is written, fit stops
   with exit code 130 / 143). ``--checkpoint.save_last`` is ignored: ``--last`` writes ``last.ckpt``;
-* ``--metrics.*``: :class:`inharmony.training.callbacks.LocalizationMetricsCallback` (AP, F1, IoU, official
-  protocol), per subset on test;
+* ``--metrics.*``: the task's ``metrics_callback``: :class:`inharmony.training.callbacks.LocalizationMetricsCallback`
+  (AP, F1, IoU, official protocol; a harmonizer's :class:`~inharmony.training.callbacks.HarmonizationMetricsCallback`),
+  per subset on test;
 * ``--samples.*``: :class:`inharmony.training.callbacks.predictions.SamplePredictionsCallback`, prediction images every
   N training steps;
 * every checkpoint written atomically in its own folder (:class:`inharmony.training.checkpointing.AtomicCheckpointIO`,
@@ -46,8 +47,10 @@ from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from .. import data as data_package
 from ..errors import CheckpointError, TrainingCommandError, UnknownModelError
 from ..files import atomic_write
+from ..training import HarmonizationTask, LocalizationTask, TaskBase
 from ..training.callbacks import LocalizationMetricsCallback
 from ..training.callbacks.predictions import PredictionMaskWriter, SamplePredictionsCallback
 from ..training.checkpointing import (
@@ -59,8 +62,9 @@ from ..training.checkpointing import (
     is_disk_full,
     newest_intact_checkpoint,
 )
-from ..training.localization import LocalizationTask
+from ..training.harmonization import HarmonizationCLIMixin, wants_harmonization
 from .exit_codes import EXIT_SIGINT, EXIT_SIGTERM, warn
+from .quiet import quiet_lightning, split_verbose
 
 __all__ = [
     "DEFAULT_DATAMODULE",
@@ -78,7 +82,7 @@ __all__ = [
 FAST_PIXELS_NOTE = "fast evaluation pixels (not the authors')"
 """Added to the test table's title when the data module evaluated with ``eval_pixels="fast"``."""
 
-DEFAULT_DATAMODULE = "inharmony.data.IHarmony4DataModule"
+DEFAULT_DATAMODULE = f"{data_package.__name__}.{data_package.IHarmony4DataModule.__name__}"
 _RUN = "--config configs/dirl.yaml --data.root /data/iHarmony4"
 _CKPT = "--ckpt_path runs/dirl/lightning_logs/version_0/checkpoints/last.ckpt"
 EXAMPLES = {
@@ -96,12 +100,14 @@ class InharmonyCLI(LightningCLI):
     """The per-subset table of the last ``test`` run (rank 0), also written to ``--out``."""
     result_files: list[Path]
 
+    model_class: type[TaskBase]
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.set_defaults({"data": {"class_path": DEFAULT_DATAMODULE}})
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
-                "checkpoint.monitor": "val/iou",
+                "checkpoint.monitor": self.model_class.monitor,
                 "checkpoint.mode": "max",
                 "checkpoint.save_last": None,  # LastCheckpoint (--last.*) writes last.ckpt
                 "checkpoint.filename": "best-{epoch:03d}-{step:06d}",
@@ -109,7 +115,7 @@ class InharmonyCLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(LastCheckpoint, "last")
-        parser.add_lightning_class_args(LocalizationMetricsCallback, "metrics")
+        parser.add_lightning_class_args(self.model_class.metrics_callback, "metrics")
         parser.add_lightning_class_args(SamplePredictionsCallback, "samples")
         parser.add_argument(
             "--out",
@@ -313,7 +319,7 @@ def check_checkpoint(ckpt_path: str | None, *, resume: bool = False) -> None:
             f"--ckpt_path: checkpoint not found: {ckpt_path} (give a .ckpt written by 'inharmony fit', 'best' "
             "or 'last')"
         )
-    from ..converters import read_lightning_checkpoint
+    from ..models.converters.lightning import read_lightning_checkpoint
 
     try:
         payload = read_lightning_checkpoint(ckpt_path, trust=False)
@@ -404,10 +410,9 @@ def _is_ihd_datamodule(class_path: Any) -> bool:
     module, _, attr = class_path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), attr)
-        from ..data import IHarmony4DataModule
     except (ImportError, AttributeError, ValueError):
         return False
-    return isinstance(cls, type) and issubclass(cls, IHarmony4DataModule)
+    return isinstance(cls, type) and issubclass(cls, data_package.IHarmony4DataModule)
 
 
 def _check_data(args: Any, model_name: str | None, multiple: int | None) -> None:
@@ -448,10 +453,16 @@ def _check_data(args: Any, model_name: str | None, multiple: int | None) -> None
         )
 
 
-def _trainer_defaults() -> dict[str, Any]:
+def _trainer_defaults(verbose: bool) -> dict[str, Any]:
     # logger=True (Lightning's default) is TensorBoard when installed, else a CSVLogger, both under
-    # default_root_dir. The rich progress bar only where there is a terminal to draw on.
-    return {"callbacks": [RichProgressBar()] if sys.stderr.isatty() else [], "default_root_dir": "runs"}
+    # default_root_dir. The rich progress bar only where there is a terminal to draw on. Lightning's model
+    # summary only with --verbose: its FLOPs column reads 0 for every inharmony model (it needs an
+    # example_input_array), and `inharmony models --markdown` gives the real parameters and GFLOPs.
+    return {
+        "callbacks": [RichProgressBar()] if sys.stderr.isatty() else [],
+        "default_root_dir": "runs",
+        "enable_model_summary": verbose,
+    }
 
 
 def lightning_cli(argv: list[str]) -> InharmonyCLI:
@@ -467,10 +478,17 @@ def lightning_cli(argv: list[str]) -> InharmonyCLI:
     runs with :class:`~inharmony.training.harmonization.HarmonizationTask` and its CLI; every other model with
     :class:`~inharmony.training.localization.LocalizationTask`.
 
+    ``--verbose`` (anywhere in ``argv``) brings back Lightning's info lines, model summary, raw metric
+    table and third-party warnings, which are off by default (:mod:`inharmony.cli.quiet`).
+
     Example:
         >>> cli = lightning_cli(["fit", "--config", "configs/demo.yaml", "--data.root", "data/s"])  # doctest: +SKIP
         >>> cli.trainer.checkpoint_callback.best_model_path  # doctest: +SKIP
     """
+    argv, verbose = split_verbose(argv)
+    quiet_lightning(verbose)
+    if argv and argv[0] in ("test", "validate"):  # there it is Trainer.test/validate's own: the raw metric table
+        argv = [*argv, "--verbose", "true" if verbose else "false"]
     # LightningCLI warns when sys.argv also holds arguments; here they are the same ones, and
     # sys.argv must stay intact because DDP re-launches the command from it.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter", category=UserWarning)
@@ -482,11 +500,9 @@ def lightning_cli(argv: list[str]) -> InharmonyCLI:
         }
         for name, example in EXAMPLES.items()
     }
-    from ..training.harmonization import HarmonizationCLIMixin, HarmonizationTask, wants_harmonization
-
     # The task class must be known before LightningCLI builds its parser: it is read from the model's name.
     cli_class: type[InharmonyCLI] = InharmonyCLI
-    task_class: type[LocalizationTask] = LocalizationTask
+    task_class: type[TaskBase] = LocalizationTask
     if wants_harmonization(argv):
         cli_class = type("HarmonizationCLI", (HarmonizationCLIMixin, InharmonyCLI), {})
         task_class = HarmonizationTask
@@ -495,7 +511,7 @@ def lightning_cli(argv: list[str]) -> InharmonyCLI:
         LightningDataModule,
         subclass_mode_data=True,
         args=argv,
-        trainer_defaults=_trainer_defaults(),
+        trainer_defaults=_trainer_defaults(verbose),
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"prog": "inharmony", "default_env": False, "exit_on_error": False, **subcommand_kwargs},
     )

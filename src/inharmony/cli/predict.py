@@ -1,12 +1,11 @@
 """``inharmony predict IMAGES ...``: masks and overlays for your own images.
 
-Outputs never replace a file that ``inharmony predict`` did not write: the files it writes in ``--out``
-are recorded in :data:`MANIFEST_NAME` there (name, input, size and time), so a later run may replace its
-own outputs for the same input, while a user's file (or one of ours edited since) stops the run before
-anything is written (exit 2). Two inputs with the same name (``a/x.jpg``, ``b/x.jpg``, in one run or in
-two) get distinct outputs: ``x_mask.png``, then ``x_1_mask.png``. Masks and overlays are written
-atomically (never a partial file under an output name) and built row band by row band in 8 bits, so a
-144-megapixel photo stays well within 2 GB.
+Parse the options, run the library's batch loop (:meth:`inharmony.inference.Predictor.iter_masks`), write
+what it gives. Outputs follow :mod:`inharmony.cli.outputs`: never replacing a file that ``inharmony
+predict`` did not write (a user's file stops the run before anything is written, exit 2), a later run
+replacing its own outputs for the same input, ``x_1_mask.png`` for a second ``x.jpg``. Masks and overlays
+are written atomically (never a partial file under an output name) and built row band by row band in
+8 bits, so a 144-megapixel photo stays well within 2 GB.
 
 ``inharmony predict`` with ``--config``, ``--ckpt_path`` or a ``--trainer.*`` / ``--data.*`` /
 ``--model.*`` option is LightningCLI's ``predict`` over a data module instead
@@ -15,179 +14,25 @@ atomically (never a partial file under an output name) and built row band by row
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from ..errors import OutputExistsError
 from .exit_codes import EXIT_OK, EXIT_PARTIAL, error, warn
+from .outputs import MANIFEST_NAME
 
 __all__ = ["LIGHTNING_FLAGS", "MANIFEST_NAME", "predict_images", "wants_lightning"]
 
 LIGHTNING_FLAGS = ("--config", "--ckpt_path", "--print_config", "--trainer.", "--data.", "--model.")
-MANIFEST_NAME = ".inharmony-predict.json"
-"""The record, in ``--out``, of the files ``inharmony predict`` wrote there (and for which input)."""
 _OUTPUT_SUFFIXES = ("_mask.png", "_overlay.png")
-_HELD_OVERLAY_BYTES = 256 * 2**20  # full-size decodes a batch keeps for its overlays; beyond, decoded again
 
 
 def wants_lightning(argv: Sequence[str]) -> bool:
     """Whether ``inharmony predict ARGV`` is LightningCLI's ``predict`` (a config or data module option)."""
     return any(arg == flag or arg.startswith(flag) for arg in argv for flag in LIGHTNING_FLAGS)
-
-
-class _Manifest:
-    """What earlier ``inharmony predict`` runs wrote in ``folder``: ``{file name: {source, size, mtime_ns}}``."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / MANIFEST_NAME
-        self.entries: dict[str, dict[str, Any]] = {}
-        if self.path.is_file():
-            try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-                self.entries = {str(k): dict(v) for k, v in data.get("outputs", {}).items()}
-            except (ValueError, AttributeError, TypeError, UnicodeDecodeError):
-                self.entries = {}  # unreadable: nothing is taken for ours, so nothing is overwritten
-
-    def owner(self, name: str) -> str | None:
-        """The input an existing output ``name`` was written for, or None when it is not ours (as it is now)."""
-        entry = self.entries.get(name)
-        if entry is None:
-            return None
-        if entry.get("size") is not None:
-            try:
-                stat = (self.path.parent / name).stat()
-            except OSError:
-                return None
-            if (stat.st_size, stat.st_mtime_ns) != (entry["size"], entry.get("mtime_ns")):
-                return None  # changed since we wrote it: someone's edit, not ours any more
-        return str(entry.get("source"))
-
-    def record(self, name: str, source: Path, written: bool) -> None:
-        entry: dict[str, Any] = {"source": str(source), "size": None, "mtime_ns": None}
-        if written:
-            stat = (self.path.parent / name).stat()
-            entry.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-        self.entries[name] = entry
-
-    def save(self) -> None:
-        from ..files import atomic_write
-
-        folder = self.path.parent
-        # Names planned for inputs that were then skipped are dropped once nothing holds them.
-        self.entries = {k: v for k, v in self.entries.items() if v.get("size") is not None or (folder / k).exists()}
-
-        with atomic_write(self.path, "w") as fh:
-            json.dump({"format": 1, "written_by": "inharmony predict", "outputs": self.entries}, fh, indent=1)
-
-
-def _collect(inputs: Sequence[str], out_dir: Path, manifest: _Manifest, recursive: bool) -> list[Path]:
-    """Files named on the command line, plus the files of named folders, except our earlier outputs.
-
-    A file found *by listing the output folder* that an earlier run recorded as its output is left out;
-    a file named explicitly is always an input.
-    """
-    from ..inference import iter_image_files
-
-    files = []
-    out_resolved = out_dir.resolve()
-    for entry in inputs:
-        if not Path(entry).is_dir():
-            files.append(Path(entry))
-            continue
-        for path in iter_image_files([entry], recursive=recursive):
-            ours = path.resolve().parent == out_resolved and manifest.owner(path.name) is not None
-            if not ours:
-                files.append(path)
-    return files
-
-
-def _claim(
-    out_dir: Path, manifest: _Manifest, files: Sequence[Path], stems: Sequence[str], suffixes: Sequence[str]
-) -> None:
-    """Create ``out_dir`` and record every planned output in the manifest before anything is written, so
-    that a run killed part-way still owns (and a re-run replaces) its outputs. Raises ``OSError``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path, stem in zip(files, stems, strict=True):
-        for suffix in suffixes:
-            if not (out_dir / f"{stem}{suffix}").exists():
-                manifest.record(f"{stem}{suffix}", path.resolve(), written=False)
-    manifest.save()
-
-
-def _finish_writing(
-    manifest: _Manifest, out: str, out_dir: Path, written: int, total: int, failure: OSError | None, noun: str
-) -> int | None:
-    """Save the manifest, say how many inputs were written, and give the exit code if writing failed
-    (2 when nothing was written, 1 when it stopped part-way); ``None`` when writing did not fail."""
-    with contextlib.suppress(OSError):  # on a full disk the planned names recorded before writing stay ours
-        manifest.save()
-    print(f"wrote {written} of {total} {noun}s to {out_dir}", file=sys.stderr)
-    if failure is None:
-        return None
-    message = f"cannot write to --out {out}: {failure.strerror or failure}"
-    if not written:
-        return error(message)
-    warn(f"{message}; stopped after {written} {noun}(s)")
-    return EXIT_PARTIAL
-
-
-def _plan(
-    files: Sequence[Path], out_dir: Path, manifest: _Manifest, suffixes: Sequence[str]
-) -> tuple[list[str], list[str]]:
-    """One output stem per input, and the outputs that would replace a file we did not write.
-
-    The stem is the input's (``x``), else ``x_1``, ``x_2`` ... when another input of this run took it or an
-    earlier run wrote it for another input; a suffixed name also steps over files that are not ours. An
-    unsuffixed name held by a file we did not write is a clash (the run is refused).
-    """
-    inputs = {path.resolve() for path in files}
-    used: set[str] = set()
-    stems, clashes = [], []
-    for path in files:
-        source = str(path.resolve())
-        n = 0
-        while True:
-            stem = path.stem if n == 0 else f"{path.stem}_{n}"
-            names = [f"{stem}{suffix}" for suffix in suffixes]
-            targets = [out_dir / name for name in names]
-            if stem not in used and not any(t.resolve() in inputs for t in targets):
-                owners = [
-                    manifest.owner(name) if target.exists() else source
-                    for name, target in zip(names, targets, strict=True)
-                ]
-                if all(owner == source for owner in owners):
-                    break  # free, or ours for this very input: a re-run replaces its own outputs
-                if n == 0 and None in owners:
-                    clashes += [str(t) for t, owner in zip(targets, owners, strict=True) if owner is None]
-                    break
-            elif n == 0 and any(t.resolve() in inputs for t in targets):
-                clashes += [f"{t} (an input)" for t in targets if t.resolve() in inputs]
-                break
-            n += 1
-        used.add(stem)
-        stems.append(stem)
-    return stems, clashes
-
-
-def _rgb_to_bgr_inplace(image: Any, rows: int = 256) -> Any:
-    """Swap the channels band by band (cv2.cvtColor with dst=src still copies the whole image)."""
-    for start in range(0, image.shape[0], rows):
-        band = image[start : start + rows]
-        band[...] = band[..., ::-1]
-    return image
-
-
-def _encode_png(array: Any) -> Any:
-    import cv2
-
-    ok, buf = cv2.imencode(".png", array)
-    if not ok:
-        raise OSError("OpenCV could not encode the PNG")
-    return buf
 
 
 def predict_images(
@@ -243,13 +88,12 @@ def predict_images(
     Example:
         inharmony predict photos/ --model dirl --weights dirl_hub_folder --out masks/
     """
-    import torch
     from tqdm import tqdm
 
-    from ..errors import ImageReadError
-    from ..files import atomic_write_bytes
-    from ..hub import load
-    from ..inference import Predictor, check_threshold, load_image_array, resize_mask_uint8
+    from ..imageio import write_png
+    from ..inference import Predictor, check_threshold
+    from ..models import load
+    from .outputs import Manifest, claim_outputs, collect_inputs, finish_writing, plan_outputs
 
     try:
         check_threshold(threshold, "--threshold")
@@ -260,15 +104,15 @@ def predict_images(
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         return error(f"--out {out} is a file; give a folder for the masks (created if needed)")
-    manifest = _Manifest(out_dir)
+    manifest = Manifest(out_dir)
     missing = [p for p in inputs if not Path(p).exists()]
     for path in missing:
         warn(f"{path} does not exist; skipped")
-    files = _collect([p for p in inputs if Path(p).exists()], out_dir, manifest, recursive)
+    files = collect_inputs([p for p in inputs if Path(p).exists()], out_dir, manifest, recursive)
     if not files:
         return error("no input images found in " + ", ".join(inputs))
     suffixes = _OUTPUT_SUFFIXES if overlay else _OUTPUT_SUFFIXES[:1]
-    stems, clashes = _plan(files, out_dir, manifest, suffixes)
+    stems, clashes = plan_outputs(files, out_dir, manifest, suffixes)
     if clashes:
         shown = ", ".join(clashes[:3]) + (f" and {len(clashes) - 3} more" if len(clashes) > 3 else "")
         inputs_only = all(c.endswith("(an input)") for c in clashes[:3])
@@ -279,80 +123,45 @@ def predict_images(
         )
     network = load(model, weights, trust_checkpoint=trust_checkpoint)
     try:
-        predictor = Predictor(
-            network, size=size, device=device, batch_size=batch_size, precision=precision, tta=tta
-        )
+        predictor = Predictor(network, size=size, device=device, batch_size=batch_size, precision=precision, tta=tta)
     except ValueError as err:  # a size that is not a multiple, fp16 on a CPU ...
         return error(str(err))
-    reduced_decoding = bool(getattr(getattr(predictor.preprocessing, "pixels", None), "reduced_decoding", True))
     try:
-        _claim(out_dir, manifest, files, stems, suffixes)
+        stems = claim_outputs(out_dir, manifest, files, stems, suffixes)
+    except OutputExistsError as err:  # another run wrote a file of its own there since the plan above
+        return error(str(err), "Choose another --out (or move those files away).")
     except OSError as err:
         return error(f"cannot write to --out {out}: {err.strerror or err}")
 
     skipped = written = 0
     failure: OSError | None = None
-    pairs = list(zip(files, stems, strict=True))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), tqdm(total=len(files), desc="predict", unit="img", file=sys.stderr) as progress:
         warnings.simplefilter("ignore", category=UserWarning)
-        progress = tqdm(total=len(pairs), desc="predict", unit="img", file=sys.stderr)
-        for first in range(0, len(pairs), batch_size):
-            group = pairs[first : first + batch_size]
-            ready, held = [], 0
-            for path, stem in group:
-                try:
-                    image = load_image_array(path) if overlay else None
-                    # Without reduced JPEG decoding the network's input is built from this very full-size
-                    # decode, so one decode serves both; with it, from the file.
-                    source = image if image is not None and not reduced_decoding else path
-                    tensor, (height, width) = predictor.preprocess(source)
-                except (ImageReadError, FileNotFoundError) as err:
-                    warn(f"{err}; skipped")
-                    skipped += 1
-                    progress.update()
-                    continue
-                if image is not None:
-                    # Beyond the first, decodes past the budget are dropped and decoded again when written:
-                    # a batch of huge photos stays small, and a lone huge photo is decoded once.
-                    if held and held + image.size > _HELD_OVERLAY_BYTES:
-                        image = None
-                    else:
-                        held += image.size
-                ready.append([path, stem, tensor, height, width, image])
-                del image, source
-            if not ready:
-                continue
-            probs = predictor.forward_batch(torch.stack([item[2] for item in ready])).cpu().numpy()
-            for item, prob in zip(ready, probs, strict=True):
-                path, stem, _, height, width, image = item
-                item[5] = None  # the batch no longer holds this image: freed once written
-                if overlay and image is None:
-                    image = load_image_array(path)
-                if image is not None and not image.flags.writeable:
-                    image = image.copy()
-                mask = resize_mask_uint8(prob[0], height, width, threshold=threshold if binary else None, tint=image)
-                try:
-                    # Encoded one at a time and freed at once: a huge image's arrays never coexist needlessly.
-                    encoded = _encode_png(mask)
-                    del mask
-                    atomic_write_bytes(out_dir / f"{stem}_mask.png", memoryview(encoded))
-                    manifest.record(f"{stem}_mask.png", path.resolve(), written=True)
-                    if image is not None:
-                        encoded = _encode_png(_rgb_to_bgr_inplace(image))
-                        del image
-                        atomic_write_bytes(out_dir / f"{stem}_overlay.png", memoryview(encoded))
-                        manifest.record(f"{stem}_overlay.png", path.resolve(), written=True)
-                    del encoded
-                except OSError as err:
-                    failure = err
-                    break
-                written += 1
+        results = predictor.iter_masks(files, keep_images=overlay, skip_errors=True)
+        for stem, result in zip(stems, results, strict=True):
+            if result.error is not None:
+                warn(f"{result.error}; skipped")
+                skipped += 1
                 progress.update()
-            ready.clear()
-            if failure is not None:
+                continue
+            source = result.source.resolve()
+            image = result.take_image() if overlay else None
+            mask = result.mask_uint8(threshold=threshold if binary else None, tint=image)
+            try:
+                # One output at a time, each array freed once written: a huge photo's arrays never coexist needlessly.
+                write_png(out_dir / f"{stem}_mask.png", mask)
+                del mask
+                manifest.record(f"{stem}_mask.png", source, written=True)
+                if image is not None:
+                    write_png(out_dir / f"{stem}_overlay.png", image, reuse=True)
+                    del image
+                    manifest.record(f"{stem}_overlay.png", source, written=True)
+            except OSError as err:
+                failure = err
                 break
-        progress.close()
-    stopped = _finish_writing(manifest, out, out_dir, written, len(files) + len(missing), failure, "image")
+            written += 1
+            progress.update()
+    stopped = finish_writing(manifest, out, out_dir, written, len(files) + len(missing), failure, "image")
     if stopped is not None:
         return stopped
     if skipped or missing:

@@ -16,6 +16,7 @@ import argparse
 import importlib
 import inspect
 import json
+import re
 import sys
 import types
 import typing
@@ -27,7 +28,7 @@ import jsonargparse
 
 from .exit_codes import EXIT_OK, EXIT_USAGE, error
 
-__all__ = ["Group", "Tool", "doc_example", "normalize_argv", "resolve", "run_group", "run_tool"]
+__all__ = ["Group", "Tool", "argument_message", "doc_example", "normalize_argv", "resolve", "run_group", "run_tool"]
 
 _NO_VALUE = {"help", "print_config"}
 _SYNTAX = (
@@ -141,6 +142,32 @@ def normalize_argv(argv: Sequence[str], function: Callable, tool: Tool) -> list[
     return out + loose + (rest if rest is not None and not tool.rest else [])
 
 
+_PARSER_KEY = re.compile(r'Parser key "([^"]+)":\s*(.*)', re.S)
+_EXPECTED = re.compile(r"Expected a (.+?)\. Got value: (.*)", re.S)
+_KINDS = {"<class 'int'>": "an integer", "<class 'float'>": "a number", "<class 'bool'>": "true or false",
+          "<class 'str'>": "a string"}  # fmt: skip
+
+
+def argument_message(message: str) -> str:
+    """jsonargparse's error for one option, as one line naming ``--option`` and the value it refused.
+
+    Example:
+        >>> print(argument_message('Parser key "num_downs": Expected a typing.Literal[5, 8]. Got value: 9'))
+        --num-downs '9': expected one of 5, 8
+    """
+    found = _PARSER_KEY.search(message)
+    if found is None:
+        return " ".join(message.split())
+    option, detail = "--" + found[1].replace("_", "-"), " ".join(found[2].split())
+    expected = _EXPECTED.search(detail)
+    if expected is None:
+        return f"{option}: {detail[:300]}"
+    kind = expected[1].strip()
+    if kind.startswith("typing.Literal[") and kind.endswith("]"):
+        kind = "one of " + kind.removeprefix("typing.Literal[").removesuffix("]")
+    return f"{option} {expected[2].strip()[:80]!r}: expected {_KINDS.get(kind, kind)}"
+
+
 def doc_example(function: Callable) -> str:
     """The first line of the ``Example:`` section of ``function``'s docstring (a command line)."""
     doc = inspect.getdoc(function) or ""
@@ -173,7 +200,7 @@ def run_tool(prog: str, tool: Tool, argv: Sequence[str]) -> int:
     try:
         config = parser.instantiate(parser.parse_args(normalize_argv(argv, function, tool)))
     except argparse.ArgumentError as err:
-        return error(str(err), f"see '{prog} --help'")
+        return error(argument_message(str(err)), f"see '{prog} --help'")
     kwargs = {name: config[name] for name in inspect.signature(function).parameters if name in config}
     result = function(**kwargs)
     if tool.report:

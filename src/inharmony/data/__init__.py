@@ -9,9 +9,10 @@ Example:
 """
 
 from ..errors import DataError
+from ..imageio import decode_image, reduction_factor
 from .datamodule import IHarmony4DataModule
 from .dataset import IHarmony4
-from .decode import decode_image, decode_mask, decode_pair, reduction_factor
+from .decode import decode_mask, decode_pair
 from .index import OFFICIAL_SUBSETS, Sample, build_index, pair_composite, parse_composite_name, read_list_file
 from .le50 import ForegroundCache, filter_le50, foreground_fraction
 from .splits import split_by_real_id

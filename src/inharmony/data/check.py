@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import DataError
+from ..imageio import mask_full_scale, read_mask_array
 from .dataset import IHarmony4, load_item
-from .decode import mask_full_scale, read_bytes, read_mask_array
+from .decode import read_bytes
 from .index import Sample, build_index, order_subsets, read_list_file
 from .le50 import filter_le50
 
@@ -109,6 +110,8 @@ def check_tree(
         train 65742 64255
         test 7404 7237
     """
+    if workers < 0:
+        raise ValueError(f"workers (--workers) must be 0 (this process) or more, got {workers}")
     from tqdm.auto import tqdm
 
     def probe(sample: Sample) -> tuple[str | None, bool]:

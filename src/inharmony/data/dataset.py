@@ -26,7 +26,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import DataError
-from .decode import decode_image, decode_pair, read_bytes
+from ..imageio import decode_image
+from .decode import decode_pair, read_bytes
 from .index import Sample, build_index, order_subsets
 from .le50 import filter_le50
 from .transforms import apply_transform

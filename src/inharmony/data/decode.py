@@ -1,19 +1,17 @@
-"""Decode composites and masks with OpenCV, with reduced JPEG decoding for huge images.
+"""iHarmony4's pairs: a composite and its mask decoded on the same pixels, through :mod:`inharmony.imageio`.
 
 HAdobe5k photos are up to ~6000 px on a side; decoding them at full size dominates loading time when the
-network input is 224 px. libjpeg can decode at 1/2, 1/4 or 1/8 scale directly from the DCT coefficients
-(``cv2.IMREAD_REDUCED_COLOR_*``), several times faster than a full decode. :func:`reduction_factor`
-picks the largest factor that keeps the shorter side at least ``min_side`` pixels.
-
-Composites are decoded by :func:`inharmony.preprocessing.decode_image` (re-exported here), the decoder
-the Predictor uses too; this module adds masks and pairs. Every function takes the file's bytes, so the
-folder source and the streaming (litdata) source decode identically.
+network input is 224 px, so a composite may be decoded at 1/2, 1/4 or 1/8 scale
+(:func:`inharmony.imageio.reduction_factor`) and its mask follows. Images and masks are decoded by
+:mod:`inharmony.imageio`, the decoder the Predictor uses too; this module pairs them. Every function takes
+the file's bytes, so the folder source and the streaming (litdata) source decode identically.
 
 Faults handled here rather than passed on as wrong pixels:
 
 * EXIF orientation: a composite is turned upright (as ``cv2.imread`` turns it) and its mask, stored on the
   composite's stored pixels, is turned the same way (:func:`decode_pair`); never stretched.
-* 0/1 masks: a mask whose values are only 0 and 1 is scaled by 1, not by 255 (:func:`mask_full_scale`).
+* 0/1 masks: a mask whose values are only 0 and 1 is scaled by 1, not by 255
+  (:func:`inharmony.imageio.mask_full_scale`).
 * Corrupt JPEGs: data libjpeg reports as corrupt ("Corrupt JPEG data: ...") is an error naming the file,
   as is a truncated JPEG.
 
@@ -31,19 +29,9 @@ import cv2
 import numpy as np
 
 from ..errors import DataError
-from ..preprocessing import apply_orientation, decode_checked, decode_image, image_header, image_size, reduction_factor
+from ..imageio import apply_orientation, decode_image, image_header, mask_full_scale, read_mask_array
 
-__all__ = [
-    "decode_image",
-    "decode_mask",
-    "decode_pair",
-    "image_size",
-    "mask_fraction",
-    "mask_full_scale",
-    "read_bytes",
-    "read_mask_array",
-    "reduction_factor",
-]
+__all__ = ["decode_mask", "decode_pair", "mask_fraction", "read_bytes"]
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
@@ -53,42 +41,6 @@ def read_bytes(path: str | os.PathLike) -> bytes:
             return fh.read()
     except OSError as err:
         raise DataError(f"cannot read {os.fspath(path)!r}: {err.strerror or err}") from err
-
-
-def read_mask_array(buf: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode a mask to its stored integer array (H, W), ``uint8`` or ``uint16``.
-
-    Colour-typed masks are accepted when all colour channels are equal (a grey mask saved as RGB);
-    a mask with real colour, or another pixel type, is refused.
-    """
-    mask = decode_checked(buf, cv2.IMREAD_UNCHANGED, name)  # stored pixels: no EXIF orientation
-    if mask is None:
-        raise DataError(f"{name}: OpenCV cannot decode this mask (corrupt or truncated?)")
-    if mask.ndim == 3:
-        colour = mask[..., :3]
-        if not (np.array_equal(colour[..., 0], colour[..., 1]) and np.array_equal(colour[..., 0], colour[..., 2])):
-            raise DataError(f"{name}: mask has colour (channels differ); masks must be grey (0 = background)")
-        mask = colour[..., 0]
-    if mask.dtype not in (np.uint8, np.uint16):
-        raise DataError(f"{name}: mask pixel type {mask.dtype} is not supported (use 8- or 16-bit PNG)")
-    return mask
-
-
-def mask_full_scale(raw: np.ndarray) -> int:
-    """The value that means "fully foreground" in an integer mask: 1 for a 0/1 mask, else the dtype's maximum.
-
-    Some tools save binary masks as 0/1 instead of 0/255; divided by 255 they would read as empty. A mask
-    whose largest value is 1 is taken as such (an all-background mask scales by the maximum).
-
-    Example:
-        >>> mask_full_scale(np.array([[0, 1]], np.uint8)), mask_full_scale(np.array([[0, 255]], np.uint8))
-        (1, 255)
-        >>> mask_full_scale(np.zeros((2, 2), np.uint16))
-        65535
-    """
-    if raw.dtype.kind in "ui" and raw.size and int(raw.max()) == 1:
-        return 1
-    return int(np.iinfo(raw.dtype).max)
 
 
 def mask_fraction(mask: np.ndarray) -> float:
@@ -103,7 +55,7 @@ def mask_fraction(mask: np.ndarray) -> float:
 
 
 def decode_mask(buf: bytes, name: str = "<bytes>", size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode a mask to ``float32`` (H, W) in [0, 1], scaled by :func:`mask_full_scale` (0/1 masks too).
+    """Decode a mask to ``float32`` (H, W) in [0, 1], scaled by its full scale (0/1 masks too).
 
     The mask's stored pixels: no EXIF orientation (see :func:`decode_pair` for a composite's). With
     ``size`` = ``(height, width)`` the mask is area-resized before the conversion to float (on a
@@ -127,7 +79,8 @@ def decode_pair(
     """Decode a composite and its mask on the same pixels: RGB ``uint8`` (H, W, 3) and ``float32`` (H, W).
 
     The mask must have the composite's stored size. The composite's EXIF orientation is applied to
-    both; the mask follows any reduced decoding (area-resized) and is scaled by :func:`mask_full_scale`.
+    both; the mask follows any reduced decoding (area-resized) and is scaled by
+    :func:`~inharmony.imageio.mask_full_scale`.
 
     Raises:
         DataError: if either file is unreadable or corrupt, or the mask's size differs from the composite's.

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..constants import SUBSET_ORDER
-from .errors import DataError
+from ..errors import DataError
 
 __all__ = [
     "FOLDERS",
@@ -35,6 +35,8 @@ __all__ = [
 
 OFFICIAL_SUBSETS = SUBSET_ORDER  # the papers' order; kept under this name for existing imports
 FOLDERS = ("composite_images", "masks", "real_images")
+# A list line that ends with one of these names one file, spaces included ("my photo-00098_1_1.jpg").
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _SPLITS = ("train", "test")
 
 
@@ -126,7 +128,9 @@ def read_list_file(path: str | os.PathLike, subset: str | None = None) -> list[t
         token = line.strip()
         if not token or token.startswith("#"):
             continue
-        token = token.split()[0].replace("\\", "/").removeprefix("./")
+        if not token.lower().endswith(_IMAGE_SUFFIXES):  # a list with extra columns: the path comes first
+            token = token.split()[0]
+        token = token.replace("\\", "/").removeprefix("./")
         parts = [p for p in token.split("/") if p]
         if len(parts) == 1:
             if subset is None:

@@ -24,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..files import atomic_write
-from .decode import mask_fraction, read_bytes, read_mask_array
+from ..imageio import read_mask_array
+from .decode import mask_fraction, read_bytes
 from .index import Sample
 
 __all__ = ["LE50_MAX_FRACTION", "ForegroundCache", "filter_le50", "foreground_fraction"]

@@ -22,8 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .decode import decode_image, image_size, read_bytes, read_mask_array
-from .errors import DataError
+from ..errors import DataError
+from ..imageio import decode_image, image_size, read_mask_array
+from .decode import read_bytes
 from .index import build_index, discover_subsets, order_subsets
 from .le50 import filter_le50
 
@@ -88,6 +89,12 @@ def resize_tree(
     Example:
         >>> resize_tree("/data/iHarmony4", "/data/iHarmony4-1024", max_side=1024)  # doctest: +SKIP
     """
+    if max_side < 1:
+        raise ValueError(f"max_side (--max-side) must be at least 1 px, got {max_side}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality (--quality) must be a JPEG quality from 1 to 100, got {quality}")
+    if workers < 1:
+        raise ValueError(f"workers (--workers) must be at least 1, got {workers}")
     from tqdm.auto import tqdm
 
     root, out = Path(root), Path(out)

@@ -93,6 +93,10 @@ def optimize_ihd(
     Example:
         >>> optimize_ihd("/data/iHarmony4", "/data/ihd-chunks", num_workers=4)  # doctest: +SKIP
     """
+    if num_workers < 1:
+        raise ValueError(f"num_workers (--workers) must be at least 1, got {num_workers}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction (--val-fraction) must be in [0, 1), got {val_fraction}")
     import litdata
 
     root = Path(root).resolve()

@@ -30,9 +30,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..errors import OutputExistsError
+from ..errors import DataError, OutputExistsError
 from ..files import atomic_write, atomic_write_bytes
-from .errors import DataError
 
 __all__ = [
     "SKIMAGE_PHOTOS",
@@ -329,6 +328,7 @@ def _claim_subset(root: Path, subset: str) -> list[Path]:
             ext = Path(name).suffix
             previous += [base / "composite_images" / name, base / "masks" / f"{stem}_{fg}.png",
                          base / "real_images" / f"{stem}{ext}"]  # fmt: skip
+        _refuse_additions(root, subset, set(composites), set(previous))
         return previous
     foreign = next((p for p in base.rglob("*") if p.is_file()), None) if base.is_dir() else None
     listed = [
@@ -342,6 +342,34 @@ def _claim_subset(root: Path, subset: str) -> list[Path]:
             "written. Choose another --subset (e.g. HSynth) or another --out."
         )
     return []
+
+
+def _refuse_additions(root: Path, subset: str, composites: set[str], ours: set[Path]) -> None:
+    """Refuse to replace a subset synth wrote once if anything beyond synth's own files is in it now.
+
+    A file in the subset folder that ``synth.json`` does not list, or a list entry (root ``IHD_*.txt`` or the
+    subset's own ``<subset>_*.txt``) naming a composite synth did not make, is someone else's work.
+    """
+    base = root / subset
+    foreign = next((p for p in sorted(base.rglob("*")) if p.is_file() and p not in ours), None)
+    if foreign is not None:
+        raise OutputExistsError(
+            f"{root} holds a {subset!r} subset that inharmony synth wrote, but {foreign} is not one of its files; "
+            "nothing was written. Move your files out, or choose another --subset or --out."
+        )
+    lists = [(root / f"IHD_{split}.txt", f"{subset}/") for split in ("train", "test")]
+    lists += [(base / f"{subset}_{split}.txt", "") for split in ("train", "test")]
+    for path, prefix in lists:
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            entry = line.strip()
+            if entry and (not prefix or entry.startswith(prefix)) and Path(entry).name not in composites:
+                raise OutputExistsError(
+                    f"{path} lists {entry!r}, a {subset!r} composite inharmony synth did not write; nothing was "
+                    f"written (replacing the {subset!r} subset would drop it from {path.name}). Choose another "
+                    "--subset or --out."
+                )
 
 
 def _pick_test_photos(
@@ -407,6 +435,12 @@ def synthesize(
     """
     from tqdm.auto import tqdm
 
+    if size is not None and size < 8:
+        raise ValueError(f"size (--size) must be at least 8 px (or None to keep the crop's size), got {size}")
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction (--test-fraction) must be in [0, 1), got {test_fraction}")
+    if masks_per_image < 1:
+        raise ValueError(f"masks_per_image (--masks-per-image) must be at least 1, got {masks_per_image}")
     if n < 1:
         raise ValueError(f"n must be ≥ 1, got {n}")
     if not 0 < min_fg <= max_fg <= 1:

@@ -147,31 +147,47 @@ def export_onnx(
             f"size must be a multiple of {multiple} (the model's pretrained_cfg.size_multiple), got {size}"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapped = MaskOnly(model).eval()
-    example = torch.randn(2, 3, size, size)  # batch 2: a batch of 1 would be specialised to a constant
-    dim = torch.export.Dim
-    batch = dim("batch", min=1, max=1024)
-    rows = dim(f"rows{multiple}", min=1, max=max_size // multiple)
-    cols = dim(f"cols{multiple}", min=1, max=max_size // multiple)
     with tempfile.TemporaryDirectory(prefix="inharmony-export-") as tmp:
         staged = Path(tmp) / "model.onnx"
-        torch.onnx.export(
-            wrapped,
-            (example,),
-            str(staged),
-            input_names=["image"],
-            output_names=["mask"],
-            dynamic_shapes={"image": {0: batch, 2: multiple * rows, 3: multiple * cols}},
-            opset_version=opset,
-            dynamo=True,
-            verbose=False,
-        )
+        export_graph(MaskOnly(model).eval(), staged, size, ["mask"], multiple, opset, max_size)
         graph = onnx.load(str(staged))
         onnx.helper.set_model_props(graph, {EXPORT_MARKER: __version__})
         onnx.save(graph, str(staged))
         with open(staged, "rb") as src, atomic_write(path) as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
     return path
+
+
+def export_graph(
+    module: nn.Module,
+    path: str | os.PathLike[str],
+    size: int,
+    output_names: Sequence[str],
+    multiple: int,
+    opset: int = 18,
+    max_size: int = 8192,
+) -> None:
+    """The one ``torch.onnx.export`` call: input ``"image"``, dynamic batch, height/width multiples of ``multiple``.
+
+    ``module`` returns one tensor or a tuple of them (named ``output_names``); traced on a batch of 2 random
+    ``size × size`` images (a batch of 1 would be specialised to a constant). Writes ``path`` (not atomically).
+    """
+    example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    dim = torch.export.Dim
+    batch = dim("batch", min=1, max=1024)
+    rows = dim(f"rows{multiple}", min=1, max=max_size // multiple)
+    cols = dim(f"cols{multiple}", min=1, max=max_size // multiple)
+    torch.onnx.export(
+        module,
+        (example,),
+        os.fspath(path),
+        input_names=["image"],
+        output_names=list(output_names),
+        dynamic_shapes=({0: batch, 2: multiple * rows, 3: multiple * cols},),
+        opset_version=opset,
+        dynamo=True,
+        verbose=False,
+    )
 
 
 def onnx_session(path: str | os.PathLike[str], threads: int | None = None):

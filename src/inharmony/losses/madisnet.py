@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models import ensure_hub_file_available
-from . import bce_loss, iou_loss, ssim_loss
+from ._registry import register_loss
+from .terms import bce_loss, iou_loss, ssim_loss
 
 __all__ = ["DomainEncoder", "LocalizationLoss", "MadisNetLoss", "partial_conv2d", "triplet_losses"]
 
@@ -42,6 +43,7 @@ VGG_TAG = "vgg16.tv_in1k"
 VGG_STAGES = ((0, 2), (5, 7), (10, 12, 14))
 
 
+@register_loss("unet")  # the MadisNet/DIRL tables' UNet baseline: MadisNet's recipe without the triplet terms
 class LocalizationLoss(nn.Module):
     """``mask_weight·ℓ(mask) + attention_weight·Σ ℓ(attention_i)`` with ``ℓ = BCE + ssim·(1−SSIM) + iou·IoU``.
 
@@ -183,6 +185,7 @@ def triplet_losses(z_f: Tensor, z_b: Tensor, z_mf: Tensor, z_mb: Tensor, margin:
     }
 
 
+@register_loss("madisnet", "madisnet_unet")
 class MadisNetLoss(LocalizationLoss):
     """MadisNet's loss: :class:`LocalizationLoss` + ``λ_tri·ddm + λ_reg·reg`` (see the module docstring).
 

@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._registry import register_loss
+
 __all__ = ["PatchDiscriminator", "S2AMLoss", "S2AMMaskFreeLoss", "attention_targets"]
 
 _PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
@@ -153,6 +155,7 @@ class _HarmonizationLoss(nn.Module):
         return [p for p in self.parameters() if id(p) not in skip]
 
 
+@register_loss("s2am")
 class S2AMLoss(_HarmonizationLoss):
     """Loss of ``s2am`` (S2AD, with the mask): ``pixel_weight·MSE(I_pred, I)`` (+ the optional GAN term).
 
@@ -188,6 +191,7 @@ class S2AMLoss(_HarmonizationLoss):
         return {"loss": total, **losses}
 
 
+@register_loss("s2am_maskfree")
 class S2AMMaskFreeLoss(_HarmonizationLoss):
     """Loss of ``s2am_maskfree``: ``β·L_pixel + α·Σ_i MSE(M'_i, M_i)`` (+ the optional GAN term), Eq. 5.
 

@@ -1,7 +1,7 @@
 """Result tables in the papers' units: one normaliser and one renderer for every output.
 
 The console table of ``inharmony test``, ``metrics.md``, ``metrics.json``, :func:`results_to_markdown`
-and the model card (:mod:`inharmony.model_card`) all go through :func:`normalise_results` and
+and the model card (:mod:`inharmony.models.model_card`) all go through :func:`normalise_results` and
 :func:`format_results_table`, driven by :data:`inharmony.constants.METRIC_SPECS` (name, title,
 scale, digits), so they show the same numbers with the same digits. Imports the standard library
 only (``rich`` when printing), never torch or torchmetrics.

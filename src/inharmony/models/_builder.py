@@ -10,7 +10,7 @@ from torch import nn
 from ..errors import PretrainedWeightsUnavailableError
 from ._checkpoint import load_state_dict_file, load_state_dict_strict, read_state_dict
 from ._download import download_hub_file
-from ._registry import PretrainedCfg, get_entrypoint, get_pretrained_cfg
+from ._registry import HUB_FORMAT, PretrainedCfg, check_model_args, get_entrypoint, get_pretrained_cfg
 
 __all__ = ["WEIGHTS_NAME", "create_model", "load_pretrained_weights"]
 
@@ -20,6 +20,9 @@ WEIGHTS_NAME = "model.safetensors"
 
 def load_pretrained_weights(model: nn.Module, cfg: PretrainedCfg) -> None:
     """Fill ``model`` with the published weights ``cfg`` points at (downloaded once, then cached).
+
+    Files in the Hub format are loaded here; files in a foreign format (``cfg.weights_format`` names a
+    converter, e.g. libcom's MadisNet ``.pth``) by that converter's ``load_published``.
 
     Raises:
         PretrainedWeightsUnavailableError: the tag has no published weights; the message lists the
@@ -34,9 +37,14 @@ def load_pretrained_weights(model: nn.Module, cfg: PretrainedCfg) -> None:
             f"a Lightning .ckpt or the authors' checkpoint folder), or "
             f"create_model({cfg.architecture!r}, checkpoint_path='model.safetensors')."
         )
-    published = getattr(model, "load_published_weights", None)
-    if callable(published):  # a family whose published files are not in the Hub format converts them itself
-        published(cfg)
+    if cfg.weights_format != HUB_FORMAT:
+        # The converters build models through this package, so they are imported when first needed.
+        from .converters import get_converter
+
+        converter = get_converter(cfg.weights_format)
+        if converter.load_published is None:
+            raise ValueError(f"{cfg.name!r} publishes {cfg.weights_format!r} files, which that converter cannot load")
+        converter.load_published(model, cfg)
         return
     path = download_hub_file(
         cfg.hf_hub_id,
@@ -67,6 +75,9 @@ def create_model(
 
     Raises:
         UnknownModelError: the name or tag is not registered (the message lists the known ones).
+        TypeError: an argument the architecture does not take.
+        ValueError: an argument of the wrong type or outside its sane range (see
+            :func:`~inharmony.models.check_model_args`), refused before anything is allocated.
 
     Example:
         >>> import inharmony
@@ -78,6 +89,7 @@ def create_model(
         raise ValueError("give either pretrained=True or checkpoint_path, not both")
     entrypoint = get_entrypoint(model_name)
     cfg = get_pretrained_cfg(model_name)
+    check_model_args(model_name, kwargs)
     model = entrypoint(**kwargs)
     model.pretrained_cfg = cfg
     if pretrained:

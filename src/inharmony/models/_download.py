@@ -19,7 +19,7 @@ from huggingface_hub import errors as hf_errors
 
 from ..errors import HubUnreachableError
 
-__all__ = ["download_hub_file", "ensure_hub_file_available", "hub_is_reachable", "offline_mode"]
+__all__ = ["download_hub_file", "ensure_hub_file_available", "hub_cache_dir", "hub_is_reachable", "offline_mode"]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -30,8 +30,11 @@ def offline_mode() -> bool:
     return value.lower() in _TRUE if value is not None else huggingface_hub.is_offline_mode()
 
 
-def _cache_dir() -> str:
-    # Read at call time for the same reason as offline_mode(); same precedence as huggingface_hub.
+def hub_cache_dir() -> str:
+    """The Hugging Face cache folder, read now (``HF_HUB_CACHE``, then ``HF_HOME/hub``, then the default).
+
+    Read at call time for the same reason as :func:`offline_mode`; same precedence as huggingface_hub.
+    """
     if os.environ.get("HF_HUB_CACHE"):
         return os.environ["HF_HUB_CACHE"]
     if os.environ.get("HF_HOME"):
@@ -53,7 +56,7 @@ def hub_is_reachable(timeout: float = 3.0) -> bool:
 
 def _cached(repo_id: str, filenames: tuple[str, ...], revision: str | None) -> str | None:
     for name in filenames:
-        found = huggingface_hub.try_to_load_from_cache(repo_id, name, cache_dir=_cache_dir(), revision=revision)
+        found = huggingface_hub.try_to_load_from_cache(repo_id, name, cache_dir=hub_cache_dir(), revision=revision)
         if isinstance(found, str):
             return found
     return None
@@ -86,7 +89,7 @@ def ensure_hub_file_available(
         why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub could not be reached"
         raise HubUnreachableError(
             f"cannot download {repo_id!r} ({' or '.join(filenames)}): {why} and it is not in the "
-            f"cache at {_cache_dir()}. To work offline: {offline_hint}; or download it on a "
+            f"cache at {hub_cache_dir()}. To work offline: {offline_hint}; or download it on a "
             f"machine with a network (`hf download {repo_id}`), copy the cache folder "
             f"over and point HF_HOME or HF_HUB_CACHE at it."
         )
@@ -114,7 +117,7 @@ def download_hub_file(
         FileNotFoundError: the repository, revision or file does not exist on the Hub.
     """
     if download_kwargs.get("cache_dir") is None:
-        download_kwargs["cache_dir"] = _cache_dir()
+        download_kwargs["cache_dir"] = hub_cache_dir()
         cached = ensure_hub_file_available(repo_id, (filename,), offline_hint, revision=revision)
         if cached is not None:
             return cached

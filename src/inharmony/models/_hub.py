@@ -11,7 +11,7 @@ Hub repository) with three files:
   already inside ``model.safetensors``, and loading a model must never start a download.
 * ``model.safetensors``: the network's state dict, loaded back strictly (every missing, unexpected
   or misshapen key named).
-* ``README.md``: the model card (:mod:`inharmony.model_card`), with the paper, licence and metrics.
+* ``README.md``: the model card (:mod:`inharmony.models.model_card`), with the paper, licence and metrics.
 
 Example:
     >>> import inharmony
@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -34,13 +33,23 @@ from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
 from ..errors import CheckpointError, HubConfigError, HubUnreachableError
+from ..files import atomic_folder
 from ._builder import WEIGHTS_NAME, create_model
 from ._checkpoint import load_state_dict_strict, read_state_dict
 from ._download import download_hub_file, hub_is_reachable, offline_mode
 from ._hub_config import CONFIG_NAME, FORMAT_VERSION, build_config, read_config
 from ._registry import PretrainedCfg, get_pretrained_cfg, split_model_name
 
-__all__ = ["CONFIG_NAME", "FORMAT_VERSION", "WEIGHTS_NAME", "HubMixin", "from_pretrained", "looks_like_hub_id"]
+__all__ = [
+    "CONFIG_NAME",
+    "FORMAT_VERSION",
+    "WEIGHTS_NAME",
+    "HubMixin",
+    "from_pretrained",
+    "looks_like_hub_id",
+    "push_to_hub",
+    "save_pretrained",
+]
 
 REPO_URL = "https://github.com/inharmony/inharmony"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -104,25 +113,31 @@ class HubMixin(
         """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card into a folder.
 
         Args:
-            save_directory: Folder to write; created if needed. An existing model card is replaced.
+            save_directory: Folder to write; created if needed. Its ``config.json``, ``model.safetensors`` and
+                ``README.md`` are replaced, each atomically, once all three are written; other files stay.
             config: A ready ``config.json`` dict (default: :meth:`hub_config`).
             model_name: Registered name, if ``model.pretrained_cfg`` does not say it.
             model_kwargs: Constructor arguments, if they were not recorded when the model was built.
             metrics: Test scores for the model card and ``config.json``, in any layout
-                :func:`inharmony.model_card.normalise_metrics` accepts.
-            model_card_kwargs: Extra arguments of :func:`inharmony.model_card.render_model_card`.
+                :func:`inharmony.models.model_card.normalise_metrics` accepts.
+            model_card_kwargs: Extra arguments of :func:`inharmony.models.model_card.render_model_card`.
             push_to_hub: Also upload the folder to ``repo_id``.
             repo_id: Hub repository for ``push_to_hub``.
             **push_kwargs: ``huggingface_hub`` upload arguments (``private``, ``token``, ...).
 
         Returns:
             The folder.
+
+        Raises:
+            OSError: ``ENOSPC`` naming the folder when the disk filled up; nothing was written into it.
         """
         folder = Path(save_directory)
         config = config if config is not None else self.hub_config(model_name, model_kwargs, metrics)
         card_kwargs = _card_kwargs(config, metrics, model_card_kwargs, repo_id)
-        (folder / "README.md").unlink(missing_ok=True)  # the mixin keeps an existing card; ours must be current
-        super().save_pretrained(folder, config=config, model_card_kwargs=card_kwargs)
+        # Written beside the folder, then moved in: a full disk or a kill never leaves a partial file there,
+        # and the card is always current (the mixin would keep an existing one).
+        with atomic_folder(folder) as partial:
+            super().save_pretrained(partial, config=config, model_card_kwargs=card_kwargs)
         if push_to_hub:
             if not repo_id:
                 raise ValueError("push_to_hub=True needs repo_id='org/name'")
@@ -153,8 +168,8 @@ class HubMixin(
         return super().push_to_hub(repo_id, config=config, model_card_kwargs=card_kwargs, **push_kwargs)
 
     def generate_model_card(self, *args: Any, config: Mapping[str, Any] | None = None, **kwargs: Any) -> ModelCard:
-        """The model card (:func:`inharmony.model_card.render_model_card`) instead of the mixin's template."""
-        from ..model_card import render_model_card  # markdown rendering; not needed to build or load models
+        """The model card (:func:`inharmony.models.model_card.render_model_card`) instead of the mixin's template."""
+        from .model_card import render_model_card  # markdown tables (inharmony.metrics): only when saving
 
         return ModelCard(render_model_card(config if config is not None else self.hub_config(), **kwargs))
 
@@ -246,7 +261,7 @@ class HubMixin(
                 revision=revision, cache_dir=cache_dir, token=token, force_download=force_download,
                 local_files_only=local_files_only,
             )  # fmt: skip
-        model = _build_and_load(config, weights, strict)
+        model = _build_and_load(config, weights, strict, model_id)
         if not isinstance(model, cls):
             raise HubConfigError(
                 f"{model_id} holds a {type(model).__name__} ({config['architecture']!r}), not a {cls.__name__}; "
@@ -267,13 +282,43 @@ def from_pretrained(pretrained_model_name_or_path: str | os.PathLike[str], **kwa
     return HubMixin.from_pretrained(pretrained_model_name_or_path, **kwargs)
 
 
+def _hub_model(model: nn.Module) -> HubMixin:
+    if not isinstance(model, HubMixin):
+        raise ValueError(
+            f"the constructor arguments of this {type(model).__name__} were not recorded (its class does not "
+            "inherit inharmony.models.HubMixin); build it with inharmony.create_model"
+        )
+    return model
+
+
+def save_pretrained(model: nn.Module, save_directory: str | os.PathLike[str], **kwargs: Any) -> Path:
+    """``model.save_pretrained(save_directory, **kwargs)`` for any model (see :meth:`HubMixin.save_pretrained`).
+
+    Raises:
+        ValueError: ``model`` does not inherit :class:`HubMixin`, so its constructor arguments are unknown.
+
+    Example:
+        >>> folder = save_pretrained(inharmony.create_model("dirl_resnet18"), "out/dirl18")  # doctest: +SKIP
+    """
+    return _hub_model(model).save_pretrained(save_directory, **kwargs)
+
+
+def push_to_hub(model: nn.Module, repo_id: str, **kwargs: Any) -> str:
+    """``model.push_to_hub(repo_id, **kwargs)`` for any model (see :meth:`HubMixin.push_to_hub`).
+
+    Example:
+        >>> url = push_to_hub(model, "my-org/dirl-ihd", metrics="metrics.json")  # doctest: +SKIP
+    """
+    return _hub_model(model).push_to_hub(repo_id, **kwargs)
+
+
 # ---------------------------------------------------------------------- helpers
 
 
 def _card_kwargs(
     config: Mapping[str, Any], metrics: Any, extra: Mapping[str, Any] | None, repo_id: str | None
 ) -> dict[str, Any]:
-    from ..model_card import normalise_metrics
+    from .model_card import normalise_metrics
 
     kwargs = dict(extra or {})
     kwargs["config"] = config
@@ -316,13 +361,40 @@ def _config_file(source: str, download: dict[str, Any]) -> str:
     )  # fmt: skip
 
 
-def _build_and_load(config: dict[str, Any], weights: str | os.PathLike[str], strict: bool) -> nn.Module:
+def _check_fits_file(config: dict[str, Any], weights: str | os.PathLike[str], source: str) -> None:
+    """Refuse arguments that build a network far larger than the weights file, before allocating it.
+
+    Each argument is within its bounds (``read_config``), yet together they may describe billions of
+    parameters: built on the ``meta`` device (nothing allocated), the network must have no more numbers
+    than the file holds at two bytes each (half precision), or the strict load would fail anyway.
+    """
+    with torch.device("meta"):
+        probe = create_model(config["architecture"], **config["model_args"])
+    numbers = sum(t.numel() for t in probe.state_dict().values())
+    size = os.path.getsize(weights)
+    if 2 * numbers > size + (1 << 20):
+        raise HubConfigError(
+            f"{os.path.join(source, CONFIG_NAME)}: model_args {config['model_args']} "
+            f"describe a {config['architecture']!r} of {numbers:,} numbers ({4 * numbers / 1e9:.1f} GB), but "
+            f"{os.path.basename(os.fspath(weights))} holds {size:,} bytes: they do not belong together "
+            "(the config.json was edited or comes from another model); save the model again with save_pretrained"
+        )
+
+
+def _build_and_load(
+    config: dict[str, Any], weights: str | os.PathLike[str], strict: bool, source: str = "the hub folder"
+) -> nn.Module:
     newer = f"{config['_newer']}. " if config.get("_newer") else ""
     try:
+        if strict:
+            _check_fits_file(config, weights, source)
         model = create_model(config["architecture"], **config["model_args"])
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
+        if isinstance(err, HubConfigError):
+            raise
         raise HubConfigError(
-            f"{newer}cannot build {config['architecture']!r} from {config['model_args']}: {err}"
+            f"{newer}{os.path.join(source, CONFIG_NAME)}: cannot build {config['architecture']!r} from model_args "
+            f"{config['model_args']}: {err}"
         ) from err
     state = read_state_dict(weights)  # says what a non-weights file is (a Git LFS pointer, a web page, ...)
     try:
@@ -332,11 +404,9 @@ def _build_and_load(config: dict[str, Any], weights: str | os.PathLike[str], str
             model.load_state_dict(state, strict=False)
     except CheckpointError as err:
         raise CheckpointError(f"{newer}{err}") from err
-    fields = {f.name for f in dataclasses.fields(PretrainedCfg)}
-    stored = {k: v for k, v in config.get("pretrained_cfg", {}).items() if k in fields and k != "architecture"}
-    for key in ("input_size", "mean", "std", "download_args"):
-        if key in stored:
-            stored[key] = tuple(stored[key])
-    model.pretrained_cfg = dataclasses.replace(get_pretrained_cfg(config["architecture"]), **stored)
+    # read_config checked every field: this cannot fail
+    model.pretrained_cfg = PretrainedCfg.from_stored(
+        config.get("pretrained_cfg", {}), get_pretrained_cfg(config["architecture"])
+    )
     config.pop("_newer", None)
     return model

@@ -10,6 +10,7 @@ and the architecture, and says when a folder comes from a newer inharmony.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,16 +20,25 @@ from torch import nn
 from ..errors import HubConfigError, UnknownModelError
 from ..version import __version__
 from ._builder import create_model
-from ._registry import PretrainedCfg, get_pretrained_cfg, is_model, list_models, split_model_name
+from ._registry import (
+    PretrainedCfg,
+    check_model_args,
+    get_pretrained_cfg,
+    is_model,
+    list_models,
+    split_model_name,
+)
 
 __all__ = ["CONFIG_NAME", "FORMAT_VERSION", "build_config", "read_config", "without_downloads"]
 
 CONFIG_NAME = "config.json"
 FORMAT_VERSION = 1
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest ``config.json`` read: save_pretrained writes a few kB."""
 
 
 def build_config(
-model: nn.Module,
+    model: nn.Module,
     model_name: str | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | list | None = None,
@@ -75,7 +85,7 @@ model: nn.Module,
         registry_cfg = own_cfg
     cfg = registry_cfg.to_dict()
     if metrics:
-        from ..model_card import normalise_metrics  # the card renderer; imported only when saving
+        from .model_card import normalise_metrics  # the card's tables (inharmony.metrics); only when saving
 
         overall = normalise_metrics(metrics).get("All")
         if overall:
@@ -99,12 +109,23 @@ def _version(text: str) -> Any:
 
 
 def read_config(path: str) -> dict[str, Any]:
-    """Read and validate a ``config.json``; raise :class:`HubConfigError` saying what to do."""
+    """Read and validate a ``config.json``; raise :class:`HubConfigError` saying what to do.
+
+    Every constructor argument in ``model_args`` and every field of ``pretrained_cfg`` is checked against the
+    model's declared bounds (:func:`~inharmony.models.check_model_args`, :class:`PretrainedCfg`) here, before
+    the weights are downloaded or the network is built: the message names the file and the field.
+    """
+    size = os.path.getsize(path)
+    if size > MAX_CONFIG_BYTES:
+        raise HubConfigError(
+            f"{path} is {size:,} bytes; a config.json written by save_pretrained is a few kB (at most "
+            f"{MAX_CONFIG_BYTES:,} bytes are read): it is not inharmony's config.json, or it is damaged"
+        )
     try:
         with open(path, encoding="utf-8") as handle:
             config = json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise HubConfigError(f"{path} is not valid JSON: {err}") from err
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # ValueError: also a 5000-digit number
+        raise HubConfigError(f"{path} is not valid JSON: {type(err).__name__}: {str(err)[:200]}") from err
     if not isinstance(config, dict) or "architecture" not in config:
         raise HubConfigError(
             f"{path} is not an inharmony config.json (no 'architecture' key); was the folder written by "
@@ -130,7 +151,7 @@ def read_config(path: str) -> dict[str, Any]:
             f"installed inharmony {__version__} reads (the file says it was written by inharmony {written_by}); "
             "upgrade with `pip install -U inharmony`"
         )
-    if not is_model(str(config["architecture"])):
+    if not isinstance(config["architecture"], str) or not is_model(config["architecture"]):
         raise HubConfigError(
             (upgrade + ": it holds" if newer else f"{path} holds")
             + f" architecture {config['architecture']!r}, which this installation does not know "
@@ -139,8 +160,24 @@ def read_config(path: str) -> dict[str, Any]:
     model_args = config.get("model_args", {})
     if not isinstance(model_args, dict):
         raise HubConfigError(f"{path}: 'model_args' must be an object, got {type(model_args).__name__}")
-    registry_cfg = get_pretrained_cfg(config["architecture"])
-    config = dict(config, model_args=without_downloads(dict(model_args), registry_cfg))
+    stored_cfg = config.get("pretrained_cfg", {})
+    if not isinstance(stored_cfg, dict):
+        raise HubConfigError(f"{path}: 'pretrained_cfg' must be an object, got {type(stored_cfg).__name__}")
+    try:
+        registry_cfg = get_pretrained_cfg(config["architecture"])
+    except UnknownModelError as err:
+        raise HubConfigError(f"{path}: {err}") from None
+    model_args = without_downloads(dict(model_args), registry_cfg)
+    edited = "; the file is damaged or was edited: save the model again with save_pretrained"
+    try:
+        check_model_args(config["architecture"], model_args)
+    except (TypeError, ValueError) as err:
+        raise HubConfigError(f"{path}: model_args: {err}{edited}") from None
+    try:
+        PretrainedCfg.from_stored(stored_cfg, registry_cfg)
+    except (TypeError, ValueError) as err:
+        raise HubConfigError(f"{path}: pretrained_cfg: {err}{edited}") from None
+    config = dict(config, model_args=model_args)
     config["_newer"] = upgrade if newer else None  # explains a later failure; never saved
     return config
 

@@ -3,8 +3,9 @@
 The registry follows timm's habit: every architecture registers an *entry function*
 ``fn(**kwargs) -> nn.Module``, and every set of weights is described by a small frozen
 :class:`PretrainedCfg` keyed by ``"<model>.<tag>"``. The registry is the single source of the
-per-model facts every other layer reads: input size, normalisation, size multiple, default loss
-recipe, which constructor arguments download, and where published weights live. Weights are
+per-model facts every other layer reads: input size, normalisation, size multiple, which
+constructor arguments download, and where published weights live (the training loss of an
+architecture is :mod:`inharmony.losses`' to say). Weights are
 loaded by :func:`~inharmony.models.create_model` (``_builder.py``), never inside a model's
 ``__init__``, so building a model from a saved configuration can never trigger a download.
 """
@@ -21,9 +22,13 @@ from torch import nn
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import UnknownModelError
+from ._bounds import Bound, check_arguments, check_cfg_values, constructor_hints
 
 __all__ = [
+    "Bound",
     "PretrainedCfg",
+    "check_model_args",
+    "get_arg_bounds",
     "get_entrypoint",
     "get_pretrained_cfg",
     "is_model",
@@ -34,7 +39,10 @@ __all__ = [
 ]
 
 
-TASKS = ("localization", "harmonization")
+HUB_FORMAT = "hub"
+"""The :attr:`PretrainedCfg.weights_format` of files written by ``save_pretrained``."""
+
+TASKS = ("localization", "harmonization", "harmony_score")
 """What a registered model computes (:attr:`PretrainedCfg.task`)."""
 
 
@@ -56,12 +64,14 @@ class PretrainedCfg:
         metrics: Reference scores of the weights (AP %, F1, IoU %), if known.
         notes: Free text, e.g. how the weights were obtained.
         size_multiple: Height and width the network takes must be multiples of this.
-        default_loss: Dotted path of the training loss recipe (an ``nn.Module`` class taking no
-            arguments), read by :func:`inharmony.losses.loss_for_model`.
         task: ``"localization"`` (image → ``{"mask", ...}``) or ``"harmonization"`` (composite [+ mask] →
             ``{"image", ...}``); what the model computes, so tools pick the right pipeline and metrics.
         download_args: Constructor arguments that fetch weights when true (e.g. an ImageNet
             backbone). A saved config forces them off: the weights are in the saved file.
+        weights_format: Format of the files at ``hf_hub_id``: ``"hub"`` (``config.json`` +
+            ``model.safetensors``, as ``save_pretrained`` writes them) or the name of the registered
+            converter that reads them (e.g. ``"madisnet-libcom"``), which ``create_model(pretrained=True)``
+            looks up in :func:`inharmony.models.converters.get_converter`.
     """
 
     architecture: str
@@ -77,9 +87,36 @@ class PretrainedCfg:
     metrics: Mapping[str, float] = field(default_factory=dict)
     notes: str = ""
     size_multiple: int = 16
-    default_loss: str = ""
     download_args: tuple[str, ...] = ()
     task: str = "localization"
+    weights_format: str = HUB_FORMAT
+
+    def __post_init__(self) -> None:
+        for name in ("input_size", "mean", "std", "download_args"):  # JSON gives lists
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        check_cfg_values({f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, TASKS)
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any], base: PretrainedCfg) -> PretrainedCfg:
+        """``base`` with the fields of a saved configuration (``config.json``'s ``pretrained_cfg``) over it.
+
+        Unknown keys (a newer library's fields) and ``architecture`` are ignored; every value is checked.
+
+        Raises:
+            ValueError: a field of the wrong type or out of its sane range (named).
+
+        Example:
+            >>> base = PretrainedCfg("net")
+            >>> PretrainedCfg.from_stored({"input_size": [3, 64, 64]}, base).input_size
+            (3, 64, 64)
+            >>> PretrainedCfg.from_stored({"std": [0, 0, 0]}, base)
+            Traceback (most recent call last):
+            ...
+            ValueError: 'std' must hold numbers in [0.001, 100], got (0, 0, 0)
+        """
+        fields = {f.name for f in dataclasses.fields(cls)} - {"architecture"}
+        return dataclasses.replace(base, **{k: v for k, v in stored.items() if k in fields})
 
     @property
     def name(self) -> str:
@@ -96,6 +133,7 @@ class PretrainedCfg:
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 _PRETRAINED_CFGS: dict[str, dict[str, PretrainedCfg]] = {}
 _DEFAULT_TAGS: dict[str, str] = {}
+_ARG_BOUNDS: dict[str, dict[str, Bound]] = {}
 
 
 def register_model(
@@ -103,10 +141,14 @@ def register_model(
     *,
     name: str | None = None,
     pretrained_cfgs: list[PretrainedCfg] | tuple[PretrainedCfg, ...] = (),
+    arg_bounds: Mapping[str, Bound] | None = None,
 ) -> Any:
     """Register an entry function under ``name`` (default: the function's name).
 
     The first config in ``pretrained_cfgs`` is the default tag. Usable bare or with arguments.
+    ``arg_bounds`` gives the sane values of the constructor arguments (a :class:`Bound` each): every
+    argument that reaches the model, from code, a command line or a saved ``config.json``, is checked
+    against them and against the model class's annotations (see :func:`check_model_args`).
 
     Example:
         >>> @register_model(pretrained_cfgs=[PretrainedCfg("tiny_net", paper="...")])
@@ -128,6 +170,7 @@ def register_model(
         _ENTRYPOINTS[model_name] = func
         _PRETRAINED_CFGS[model_name] = {cfg.tag: cfg for cfg in cfgs}
         _DEFAULT_TAGS[model_name] = cfgs[0].tag
+        _ARG_BOUNDS[model_name] = dict(arg_bounds or {})
         return func
 
     if fn is not None:
@@ -195,3 +238,33 @@ def get_entrypoint(model_name: str) -> Callable[..., nn.Module]:
     if architecture not in _ENTRYPOINTS:
         raise _unknown_model_error(architecture)
     return _ENTRYPOINTS[architecture]
+
+
+def get_arg_bounds(model_name: str) -> dict[str, Bound]:
+    """The :class:`Bound` of each constructor argument of ``model_name``, as declared with its registration."""
+    architecture, _ = split_model_name(model_name)
+    get_entrypoint(architecture)
+    return dict(_ARG_BOUNDS.get(architecture, {}))
+
+
+def check_model_args(model_name: str, args: Mapping[str, Any]) -> None:
+    """Refuse constructor arguments that ``model_name`` does not take, of the wrong type, or out of bounds.
+
+    Types come from the model class's ``__init__`` annotations, ranges from the registration's
+    ``arg_bounds``; nothing is built. :func:`~inharmony.models.create_model` calls this, and so does
+    reading a hub folder's ``config.json`` (before any download or allocation).
+
+    Raises:
+        UnknownModelError: ``model_name`` is not registered.
+        TypeError: an argument the model does not take.
+        ValueError: a value of the wrong type or out of range (``'name' must be ..., got ...``).
+
+    Example:
+        >>> check_model_args("dirl", {"decoder_channels": 10**9})
+        Traceback (most recent call last):
+        ...
+        ValueError: 'decoder_channels' must be at most 1024, got 1000000000
+    """
+    architecture, _ = split_model_name(model_name)
+    entry = get_entrypoint(architecture)
+    check_arguments(args, constructor_hints(entry), _ARG_BOUNDS.get(architecture, {}), who=repr(architecture))

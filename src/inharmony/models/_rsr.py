@@ -254,10 +254,10 @@ class RecurrentSelfReasoning(nn.Module):
         initial_mask: float | None = None,
     ) -> None:
         super().__init__()
-        _check_choice("cell", cell, ("gru", "conv"))
-        _check_choice("upsample", upsample, ("convex", "bilinear"))
-        _check_choice("residual", residual, ("logits", "probabilities"))
-        _check_choice("hidden_init", hidden_init, ("zeros", "context"))
+        _check_choice("cell", cell, CELLS)
+        _check_choice("upsample", upsample, UPSAMPLERS)
+        _check_choice("residual", residual, RESIDUALS)
+        _check_choice("hidden_init", hidden_init, HIDDEN_INITS)
         if iterations < 1:
             raise ValueError(f"iterations must be at least 1, got {iterations}")
         if use_similarity and (not scales or min(scales) < 0):
@@ -410,6 +410,16 @@ class SimilarityReasoning(nn.Module):
                 F.interpolate(mask, scale_factor=self.factor, mode="bilinear", align_corners=False)
             )
         return mask, upsampled
+
+
+CELLS = ("gru", "conv")
+"""The recurrent units of :class:`RecurrentSelfReasoning` (RSRNet's ``recurrent_unit``)."""
+UPSAMPLERS = ("convex", "bilinear")
+"""How the RSR masks are upsampled (RSRNet's ``upsample``)."""
+RESIDUALS = ("logits", "probabilities")
+"""Where the mask update is added (RSRNet's ``residual``)."""
+HIDDEN_INITS = ("zeros", "context")
+"""The GRU's initial hidden state (RSRNet's ``hidden_init``)."""
 
 
 def _initial_mask(residual: str, value: float | None) -> float:

@@ -26,8 +26,8 @@ from torch import nn
 
 from ._hub import HubMixin
 from ._input import check_input
-from ._registry import PretrainedCfg, register_model
-from .encoders import PAPER_WIDTHS, ResNetEncoder, checkpointed
+from ._registry import Bound, PretrainedCfg, register_model
+from .encoders import BACKBONE_WEIGHTS, PAPER_WIDTHS, ResNetEncoder, checkpointed
 
 __all__ = ["DIRL", "dirl", "dirl_resnet18", "dirl_tiny"]
 
@@ -324,9 +324,14 @@ _FAMILY = dict(
     paper=DIRL_PAPER,
     paper_url=DIRL_PAPER_URL,
     size_multiple=SIZE_MULTIPLE,
-    default_loss="inharmony.losses.DIRLLoss",
     download_args=("pretrained_backbone",),
 )
+# Sane values of DIRL's constructor arguments: a saved config.json or a command line outside them is refused.
+ARG_BOUNDS = {
+    "backbone": Bound(choices=tuple(BACKBONE_WEIGHTS)),
+    "decoder_channels": Bound(1, 1024),
+    "encoder_widths": Bound(2, 4096, length=(4, 4)),
+}
 
 
 @register_model(
@@ -339,7 +344,8 @@ _FAMILY = dict(
             notes="Reference scores: iHarmony4 le50 test split, as reported in the paper.",
             **_FAMILY,
         )
-    ]
+    ],
+    arg_bounds=ARG_BOUNDS,
 )
 def dirl(**kwargs) -> DIRL:
     """DIRL with a ResNet34 encoder and 32-channel decoder, as the official code trains it."""
@@ -354,7 +360,8 @@ def dirl(**kwargs) -> DIRL:
             notes="Lighter variant (ResNet18 encoder), not in the paper; for CPU demos.",
             **_FAMILY,
         )
-    ]
+    ],
+    arg_bounds=ARG_BOUNDS,
 )
 def dirl_resnet18(**kwargs) -> DIRL:
     """DIRL with a ResNet18 encoder: ~40 % fewer parameters, for CPU experiments."""
@@ -370,7 +377,8 @@ def dirl_resnet18(**kwargs) -> DIRL:
             "for CPU demos: a training step costs ~14x fewer FLOPs than dirl_resnet18's.",
             **_FAMILY,
         )
-    ]
+    ],
+    arg_bounds=ARG_BOUNDS,
 )
 def dirl_tiny(**kwargs) -> DIRL:
     """DIRL's architecture at a quarter of the width, for CPU demos and tests (no ImageNet weights).

@@ -23,9 +23,17 @@ from torch import nn
 
 from ._hub import HubMixin
 from ._input import check_input
-from ._registry import PretrainedCfg, register_model
-from ._rsr import RecurrentSelfReasoning, SimilarityReasoning, _check_choice
-from .encoders import ResNetEncoder, checkpointed
+from ._registry import Bound, PretrainedCfg, register_model
+from ._rsr import (
+    CELLS,
+    HIDDEN_INITS,
+    RESIDUALS,
+    UPSAMPLERS,
+    RecurrentSelfReasoning,
+    SimilarityReasoning,
+    _check_choice,
+)
+from .encoders import BACKBONE_WEIGHTS, ResNetEncoder, checkpointed
 
 __all__ = ["TABLE2_ROWS", "TABLE2_ROW_NAMES", "RSRNet", "rsrnet", "rsrnet_resnet18", "table2_options"]
 
@@ -36,6 +44,10 @@ RSRNET_PAPER = (
 RSRNET_PAPER_URL = "https://arxiv.org/abs/2210.02036"
 SIZE_MULTIPLE = 16
 RSR_STRIDE = 8
+RSR_MODES = ("full", "similarity_only", "none")
+CONTEXTS = ("conventional", "style")
+COMBINATIONS = ("learned", "average", "decoder")
+GUIDANCES = ("all", "first")
 
 
 class FeatureHead(nn.Sequential):
@@ -329,10 +341,10 @@ class RSRNet(HubMixin, nn.Module):
         initial_mask: float | None = None,
     ) -> None:
         super().__init__()
-        _check_choice("rsr", rsr, ("full", "similarity_only", "none"))
-        _check_choice("context", context, ("conventional", "style"))
-        _check_choice("combination", combination, ("learned", "average", "decoder"))
-        _check_choice("guidance", guidance, ("all", "first"))
+        _check_choice("rsr", rsr, RSR_MODES)
+        _check_choice("context", context, CONTEXTS)
+        _check_choice("combination", combination, COMBINATIONS)
+        _check_choice("guidance", guidance, GUIDANCES)
         if rsr == "none" and combination != "decoder":
             raise ValueError(
                 f"rsr='none' (plain UNet) has no RSR mask to combine; use combination='decoder', "
@@ -457,9 +469,28 @@ _FAMILY = dict(
     paper=RSRNET_PAPER,
     paper_url=RSRNET_PAPER_URL,
     size_multiple=SIZE_MULTIPLE,
-    default_loss="inharmony.losses.RSRNetLoss",
     download_args=("pretrained_backbone",),
 )
+# Sane values of RSRNet's constructor arguments: a saved config.json or a command line outside them is refused.
+ARG_BOUNDS = {
+    "backbone": Bound(choices=tuple(BACKBONE_WEIGHTS)),
+    "iterations": Bound(1, 100),
+    "feature_dim": Bound(1, 2048),
+    "hidden_dim": Bound(1, 2048),
+    "embed_dim": Bound(1, 2048),
+    "scales": Bound(0, 16, length=(1, 8)),
+    "threshold": Bound(0.0, 1.0),
+    "decoder_channels": Bound(1, 2048, length=(4, 4)),
+    "rsr": Bound(choices=RSR_MODES),
+    "recurrent_unit": Bound(choices=CELLS),
+    "context": Bound(choices=CONTEXTS),
+    "upsample": Bound(choices=UPSAMPLERS),
+    "combination": Bound(choices=COMBINATIONS),
+    "guidance": Bound(choices=GUIDANCES),
+    "residual": Bound(choices=RESIDUALS),
+    "hidden_init": Bound(choices=HIDDEN_INITS),
+    "initial_mask": Bound(0.0, 1.0),
+}
 
 
 @register_model(
@@ -475,7 +506,8 @@ _FAMILY = dict(
             ),
             **_FAMILY,
         )
-    ]
+    ],
+    arg_bounds=ARG_BOUNDS,
 )
 def rsrnet(**kwargs) -> RSRNet:
     """RSRNet with a ResNet34 encoder and K = 12 RSR iterations, as in the paper."""
@@ -490,7 +522,8 @@ def rsrnet(**kwargs) -> RSRNet:
             notes="Lighter variant (ResNet18 encoder), not in the paper; for CPU experiments.",
             **_FAMILY,
         )
-    ]
+    ],
+    arg_bounds=ARG_BOUNDS,
 )
 def rsrnet_resnet18(**kwargs) -> RSRNet:
     """RSRNet with a ResNet18 encoder, for CPU experiments."""

@@ -21,7 +21,7 @@ Both take ``H`` and ``W`` multiples of ``2 ** num_downs`` (256 for the authors' 
 
 The network restates the authors' code (``vinthony/s2am``, ``scripts/models/unet.py``, ``rasc.py``,
 ``urasc.py``, ``blocks.py``, ``backbone_unet.py``) layer for layer, so their checkpoints load
-(:mod:`inharmony.converters.s2am`):
+(:mod:`inharmony.models.converters.s2am`):
 
 * a pix2pix UNet (``UnetGenerator(num_downs=8, ngf=64)``, BatchNorm): down = LeakyReLU(0.2) → conv4×4
   stride 2 → BN (the outermost: the conv alone; the innermost: no BN), up = ReLU → transposed conv4×4
@@ -60,7 +60,7 @@ from torch import nn
 
 from ._hub import HubMixin
 from ._input import check_input
-from ._registry import PretrainedCfg, register_model
+from ._registry import Bound, PretrainedCfg, register_model
 
 __all__ = [
     "S2AM",
@@ -404,6 +404,9 @@ _FAMILY = dict(
     license="unknown",
     size_multiple=2**NUM_DOWNS,
 )
+# Sane values of the constructor arguments: 10 steps make inputs multiples of 1024; the channel gates need
+# 2 × base_channels ≥ their reduction (16).
+ARG_BOUNDS = {"num_downs": Bound(ATTENTION_LEVELS + 2, 10), "base_channels": Bound(_REDUCTION // 2, 512)}
 
 
 @register_model(
@@ -416,11 +419,11 @@ _FAMILY = dict(
                 "published weights in inharmony; the authors' rascv2.pth.tar loads with "
                 "inharmony.load('s2am', weights='rascv2.pth.tar')."
             ),
-            default_loss="inharmony.losses.s2am.S2AMLoss",
             task="harmonization",
             **_FAMILY,
         )
-    ]
+    ],
+    arg_bounds=ARG_BOUNDS,
 )
 def s2am(**kwargs) -> S2AM:
     """S2AM harmonizer (S2AD): composite + mask → harmonized image, as the authors' ``rascv2``."""
@@ -437,11 +440,11 @@ def s2am(**kwargs) -> S2AM:
                 "mask (the spatial attention), RGB in [0, 1] (inputs not normalised). Reference scores: the "
                 "mask as a by-product, iHarmony4 le50 test split, as reported by DIRL. No published weights."
             ),
-            default_loss="inharmony.losses.s2am.S2AMMaskFreeLoss",
             task="harmonization",
             **_FAMILY,
         )
-    ]
+    ],
+    arg_bounds=ARG_BOUNDS,
 )
 def s2am_maskfree(**kwargs) -> S2AMMaskFree:
     """S2AM without the mask: composite → harmonized image + predicted region mask (``maskedurasc``)."""

@@ -133,7 +133,6 @@ class UNet(HubMixin, UNetLocalizer):
             notes="Reference scores: iHarmony4 le50 test split, as reported by DIRL and MadisNet. No published "
             "weights of the baseline alone; train it with configs/unet.yaml.",
             size_multiple=SIZE_MULTIPLE,
-            default_loss="inharmony.losses.madisnet.LocalizationLoss",
             download_args=("pretrained_backbone",),
         )
     ]

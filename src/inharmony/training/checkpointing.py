@@ -306,7 +306,7 @@ def checkpoint_problem(path: str | os.PathLike[str]) -> str | None:
     """Why ``path`` cannot be resumed from, or ``None`` when it is an intact Lightning training checkpoint.
 
     Cheap checks first (the file is not empty and its zip directory, at the end of the file, reads: a
-    truncated file fails here), then :func:`inharmony.converters.read_lightning_checkpoint` (safe,
+    truncated file fails here), then :func:`inharmony.models.converters.lightning.read_lightning_checkpoint` (safe,
     weights-only loading) and the keys training needs (:data:`RESUME_KEYS`).
 
     Example:
@@ -329,7 +329,7 @@ def _inspect(path: Path) -> tuple[str | None, int]:
         return "truncated or corrupt: its zip directory cannot be read", -1
     if not any(name.endswith("data.pkl") for name in names):
         return "not a PyTorch checkpoint (no data.pkl in the archive)", -1
-    from ..converters import read_lightning_checkpoint
+    from ..models.converters.lightning import read_lightning_checkpoint
 
     try:
         payload = read_lightning_checkpoint(path, trust=False)

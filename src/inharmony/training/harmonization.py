@@ -1,15 +1,14 @@
-"""Training and evaluation of a harmonizer (S2AM): the LightningModule, its metrics callback, its CLI.
+"""Training and evaluation of a harmonizer (S2AM): the LightningModule and what the CLI changes for it.
 
-* :class:`HarmonizationTask`: a :class:`~inharmony.training.localization.LocalizationTask` for networks that return a
-  harmonized ``"image"``. It feeds the composite (and, to a mask-guided model such as ``s2am``, the mask),
-  computes the loss against the real image (the data module adds ``batch["real"]`` because the task says
-  ``needs_real = True``), and returns what :class:`HarmonizationMetricsCallback` scores.
-* :class:`HarmonizationMetricsCallback`: MSE, fMSE and PSNR of the iHarmony4 protocol
-  (:mod:`inharmony.metrics.harmonization`) per subset and overall, plus AP/F1/IoU when the model also
-  predicts a ``"mask"`` (``s2am_maskfree`` is then scored like every localizer), in one table.
-* :class:`HarmonizationCLIMixin`: what ``inharmony fit/validate/test`` changes for a harmonizer
-  (:func:`inharmony.cli.lightning.lightning_cli` mixes it into its CLI when the config's model is one, see
-  :func:`wants_harmonization`): ``val/psnr`` monitored, the harmonization metrics swapped in.
+* :class:`HarmonizationTask`: a :class:`~inharmony.training._base.TaskBase` for networks that return a harmonized
+  ``"image"``. It feeds the composite (and, to a mask-guided model such as ``s2am``, the mask), computes the
+  loss against the real image (the data module adds ``batch["real"]`` because the task says
+  ``needs_real = True``), and returns what its metrics callback,
+  :class:`~inharmony.training.callbacks.HarmonizationMetricsCallback`, scores: MSE, fMSE and PSNR of the
+  iHarmony4 protocol, plus AP/F1/IoU when the model also predicts a ``"mask"``.
+* :class:`HarmonizationCLIMixin`: what ``inharmony fit/validate/test`` changes for a harmonizer beyond the task's
+  own metrics callback and monitored metric (:func:`inharmony.cli.lightning.lightning_cli` mixes it into its
+  CLI when the config's model is one, see :func:`wants_harmonization`).
 
 Example:
     >>> task = HarmonizationTask("s2am", model_kwargs={"num_downs": 5})
@@ -21,27 +20,23 @@ Example:
 from __future__ import annotations
 
 import inspect
-import math
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from ..constants import ALL_ROW, IMAGENET_MEAN, IMAGENET_STD, METRIC_NAMES
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import TrainingCommandError, UnknownModelError
-from ..metrics.harmonization import HARMONIZATION_METRIC_NAMES, HarmonizationMetrics, PerSubsetHarmonizationMetrics
-from .callbacks import LocalizationMetricsCallback
-from .localization import LocalizationTask
+from ._base import TaskBase
+from .callbacks import HarmonizationMetricsCallback
 
 __all__ = [
     "HarmonizationCLIMixin",
-    "HarmonizationMetricsCallback",
     "HarmonizationTask",
     "is_harmonizer",
     "wants_harmonization",
@@ -55,7 +50,7 @@ def _takes_mask(model: nn.Module) -> bool:
         return False
 
 
-class HarmonizationTask(LocalizationTask):
+class HarmonizationTask(TaskBase):
     """Train, validate and test a harmonizer (``s2am``, ``s2am_maskfree`` or any module returning ``"image"``).
 
     The network gets the composite in its own normalisation (its ``pretrained_cfg.mean/std``; the batches
@@ -68,8 +63,8 @@ class HarmonizationTask(LocalizationTask):
         model: Registered name (``"s2am"``, ``"s2am_maskfree"``) or an ``nn.Module``.
         model_kwargs: Constructor arguments of a registered model (e.g. ``{"num_downs": 8}``).
         loss: ``loss(outputs, {"real", "mask", "composite"}) -> {"loss", ...}``; default: the model's
-            registered loss (:class:`~inharmony.losses.s2am.S2AMLoss` / ``S2AMMaskFreeLoss``). With an
-            adversarial term (``loss.discriminator``) the task trains the discriminator with a second
+            registered loss (:class:`~inharmony.losses.S2AMLoss` / :class:`~inharmony.losses.S2AMMaskFreeLoss`).
+            With an adversarial term (``loss.discriminator``) the task trains the discriminator with a second
             optimizer built by ``optimizer`` (manual optimization).
         optimizer: Optimizer callable (default ``torch.optim.Adam``).
         lr_scheduler: Optional scheduler callable (the generator's).
@@ -86,6 +81,9 @@ class HarmonizationTask(LocalizationTask):
         ['attention', 'image', 'mask']
     """
 
+    metrics_callback = HarmonizationMetricsCallback
+    monitor = "val/psnr"
+
     #: The data module reads this: batches must hold ``real`` (the ground-truth image).
     needs_real = True
 
@@ -101,14 +99,7 @@ class HarmonizationTask(LocalizationTask):
         data_mean: Sequence[float] = IMAGENET_MEAN,
         data_std: Sequence[float] = IMAGENET_STD,
     ) -> None:
-        super().__init__(
-            model=model,
-            model_kwargs=model_kwargs,
-            loss=loss,
-            optimizer=optimizer,
-            lr_scheduler=lr_scheduler,
-            lr_scheduler_interval=lr_scheduler_interval,
-        )
+        super().__init__(model, model_kwargs, loss, optimizer, lr_scheduler, lr_scheduler_interval)
         self.paste = bool(paste)
         self.takes_mask = _takes_mask(self.model)
         self.predicts_mask = not self.takes_mask
@@ -136,17 +127,16 @@ class HarmonizationTask(LocalizationTask):
         """The composite in RGB [0, 1] from a batch image normalised with ``data_mean/data_std``."""
         return image * self._data_std + self._data_mean
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, Any]:  # type: ignore[override]
+    def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, Any]:
         """The network's outputs for a batch ``image`` (normalised as the data module does) and ``mask``."""
         x = (self.composite(image) - self._model_mean) / self._model_std
-        network = self._network() if callable(getattr(self, "_network", None)) else self.model  # compiled if asked
         if self.takes_mask:
             if mask is None:
                 raise ValueError(f"{self.model_name} harmonizes a given region: pass the mask (B, 1, H, W)")
-            return network(x, mask.to(x.dtype))
-        return network(x)
+            return self._run_network(x, mask.to(x.dtype))
+        return self._run_network(x)
 
-    def _batch(self, batch: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    def _forward_batch(self, batch: Mapping[str, Any], stage: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         if "real" not in batch:
             raise TrainingCommandError(
                 "the batch holds no 'real' image: a harmonizer trains against the real images; use "
@@ -158,39 +148,21 @@ class HarmonizationTask(LocalizationTask):
         return outputs, targets
 
     # ----------------------------------------------------------------------------- steps
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        outputs, targets = self._batch(batch)
-        losses = self.loss(outputs, targets)
-        size = batch["image"].shape[0]
-        if self.adversarial:
-            opt_g, opt_d = self.optimizers()
-            opt_g.zero_grad()
-            self.manual_backward(losses["loss"])
-            opt_g.step()
-            loss_d = self.loss.discriminator_loss(outputs["image"], targets)
-            opt_d.zero_grad()
-            self.manual_backward(loss_d)
-            opt_d.step()
-            losses["loss_d"] = loss_d.detach()
-            scheduler = self.lr_schedulers()
-            if scheduler is not None and self.lr_scheduler_interval == "step":
-                scheduler.step()
-        for key, value in losses.items():
-            self.log(f"train/{key}", value.detach(), prog_bar=key == "loss", batch_size=size)
-        return losses["loss"]
+    def _manual_optimization_step(
+        self, outputs: dict[str, Any], targets: dict[str, torch.Tensor], losses: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        # the adversarial loss: the generator's step, then the discriminator's
+        opt_g, opt_d = self.optimizers()
+        opt_g.zero_grad()
+        self.manual_backward(losses["loss"])
+        opt_g.step()
+        loss_d = self.loss.discriminator_loss(outputs["image"], targets)
+        opt_d.zero_grad()
+        self.manual_backward(loss_d)
+        opt_d.step()
+        return {"loss_d": loss_d.detach()}
 
-    def on_train_epoch_end(self) -> None:
-        if self.adversarial and self.lr_scheduler_interval == "epoch":
-            scheduler = self.lr_schedulers()
-            if scheduler is not None:
-                scheduler.step()
-
-    def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, Any]:
-        outputs, targets = self._batch(batch)
-        loss = self.loss(outputs, targets)["loss"]
-        size = batch["image"].shape[0]
-        self.log(f"{stage}/loss", loss, batch_size=size, sync_dist=True)
-        keep = self._unpadded(size, stage)
+    def _scored(self, outputs: dict[str, Any], targets: dict[str, torch.Tensor], keep: int) -> dict[str, Any]:
         pred = outputs["image"].detach().float()  # float32 whatever the autocast precision
         if self.paste and self.takes_mask:
             mask = targets["mask"].to(pred.dtype)
@@ -203,10 +175,6 @@ class HarmonizationTask(LocalizationTask):
         if self.predicts_mask:
             predicted = self._output(outputs, "mask")[:keep].detach().float()
             result.update(mask=predicted, masks={"mask": predicted})
-        if "subset" in batch:
-            result["subset"] = list(batch["subset"])[:keep]
-        if "path" in batch:
-            result["path"] = list(batch["path"])[:keep]
         return result
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
@@ -217,137 +185,14 @@ class HarmonizationTask(LocalizationTask):
         return result
 
     # ----------------------------------------------------------------------------- optimizers
-    def _generator_parameters(self) -> list[nn.Parameter]:
+    def _optimized_parameters(self) -> list[nn.Parameter]:
         own = getattr(self.loss, "generator_parameters", None)
         loss_params = own() if callable(own) else list(self.loss.parameters())
         return [*self.model.parameters(), *loss_params]
 
-    def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer(self._generator_parameters())
-        scheduler = self.lr_scheduler(optimizer) if self.lr_scheduler is not None else None
-        if self.adversarial:
-            # the authors' GAN machine gives D an optimizer of its own with G's settings
-            optimizers = [optimizer, self.optimizer(self.loss.discriminator.parameters())]
-            return (optimizers, [scheduler]) if scheduler is not None else optimizers
-        if scheduler is None:
-            return optimizer
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_scheduler_interval},
-        }
-
-
-class HarmonizationMetricsCallback(LocalizationMetricsCallback):
-    """MSE, fMSE, PSNR (per subset and overall on test) and, for a model that predicts a mask, AP, F1, IoU.
-
-    The module's validation and test steps return ``"image"`` (harmonized, (B, 3, H, W) in [0, 1]),
-    ``"real"``, ``"target"`` (the ground-truth mask), optionally ``"subset"`` and, to be scored as a
-    localizer too, ``"mask"`` (as :class:`HarmonizationTask` does). Logged: ``val/mse``, ``val/fmse``,
-    ``val/psnr`` (and ``val/ap|f1|iou``); ``test/<metric>`` and ``test/<Subset>/<metric>``.
-    :attr:`test_results` holds the merged per-subset table (``images`` counts every scored image).
-
-    Args:
-        protocol: Localization protocol of AP/F1/IoU (``"official"`` or ``"raw"``).
-        threshold: Threshold of F1/IoU and of the foreground mask for fMSE.
-        prog_bar: Show the validation metrics in the progress bar.
-        quantize: Score 8-bit rounded images (as saved results are scored).
-
-    Example:
-        >>> callback = HarmonizationMetricsCallback()
-        >>> callback.test_results
-        {}
-    """
-
-    def __init__(
-        self, protocol: str = "official", threshold: float = 0.5, prog_bar: bool = True, quantize: bool = True
-    ) -> None:
-        super().__init__(protocol, threshold, prog_bar)  # type: ignore[arg-type]
-        self.quantize = quantize
-        self.val_harmonization = HarmonizationMetrics(quantize, threshold)
-        self.test_harmonization = PerSubsetHarmonizationMetrics(quantize, threshold)
-        self._scores_masks = False
-
-    @staticmethod
-    def _unpack_harm(outputs: Any, hook: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if not isinstance(outputs, Mapping) or not all(k in outputs for k in ("image", "real", "target")):
-            got = sorted(outputs) if isinstance(outputs, Mapping) else type(outputs).__name__
-            raise ValueError(
-                f"HarmonizationMetricsCallback needs the module's {hook} to return 'image' (harmonized), 'real' and "
-                f"'target' (the mask), optionally 'subset' and 'mask' (a predicted mask); got {got}"
-            )
-        return outputs["image"].detach(), outputs["real"].detach(), outputs["target"].detach()
-
-    # -- validation
-    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._scores_masks = bool(getattr(pl_module, "predicts_mask", False))
-        self.val_harmonization = self.val_harmonization.to(pl_module.device)
-        self.val_harmonization.reset()
-        super().on_validation_epoch_start(trainer, pl_module)
-
-    def on_validation_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:  # fmt: skip
-        image, real, target = self._unpack_harm(outputs, "validation_step")
-        self.val_harmonization.update(image, real, target)
-        if self._scores_masks:
-            super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
-
-    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*before the ``update``.*")
-            values = {f"val/{k}": float(v) for k, v in self.val_harmonization.compute().items()}
-        self.val_harmonization.reset()
-        _log(pl_module, values, self.prog_bar)
-        if self._scores_masks:
-            super().on_validation_epoch_end(trainer, pl_module)
-
-    # -- test
-    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._scores_masks = bool(getattr(pl_module, "predicts_mask", False))
-        self.test_harmonization = self.test_harmonization.to(pl_module.device)
-        self.test_harmonization.reset()
-        super().on_test_epoch_start(trainer, pl_module)
-
-    def on_test_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:  # fmt: skip
-        image, real, target = self._unpack_harm(outputs, "test_step")
-        subsets = outputs.get("subset")
-        self.test_harmonization.update(image, real, target, None if subsets is None else [str(s) for s in subsets])
-        if self._scores_masks:
-            super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
-
-    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        localization: dict[str, dict[str, float]] = {}
-        if self._scores_masks:
-            super().on_test_epoch_end(trainer, pl_module)
-            localization = dict(self.test_results)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*before the ``update``.*")
-            harmonization = self.test_harmonization.compute()
-        merged = {
-            subset: {**{k: v for k, v in localization.get(subset, {}).items() if k in METRIC_NAMES}, **row}
-            for subset, row in harmonization.items()
-        }
-        values = {}
-        for subset, row in harmonization.items():
-            prefix = "test" if subset == ALL_ROW else f"test/{subset}"
-            values.update({f"{prefix}/{k}": row[k] for k in HARMONIZATION_METRIC_NAMES})
-        _log(pl_module, values, False)
-        self.test_results = merged
-        self.results_by_output = {}
-        from ..metrics.report import results_to_markdown
-
-        self.test_table = results_to_markdown(merged)
-        self.tables = {"image": self.test_table}
-
-
-def _log(pl_module: LightningModule, values: dict[str, float], prog_bar: bool) -> None:
-    for name, value in values.items():
-        if not math.isnan(value):
-            pl_module.log(name, value, prog_bar=prog_bar, on_step=False, on_epoch=True, batch_size=1, sync_dist=True)
+    def _other_optimizers(self) -> list[torch.optim.Optimizer]:
+        # the authors' GAN machine gives D an optimizer of its own with G's settings
+        return [self.optimizer(self.loss.discriminator.parameters())] if self.adversarial else []
 
 
 # ------------------------------------------------------------------------------------------------- CLI
@@ -390,7 +235,7 @@ def _config_model_name(argv: Sequence[str]) -> str | None:
 
 
 def wants_harmonization(argv: Sequence[str]) -> bool:
-    """Whether ``inharmony <fit|validate|test|predict> ARGV`` trains/evaluates a harmonizer (its model's loss says so).
+    """Whether ``inharmony <fit|validate|test|predict> ARGV`` runs a harmonizer (its model's registry entry says so).
 
     Example:
         >>> wants_harmonization(["fit", "--config", "configs/dirl.yaml", "--model.model", "s2am"])
@@ -402,16 +247,13 @@ def wants_harmonization(argv: Sequence[str]) -> bool:
 
 class HarmonizationCLIMixin:
     """Mixed before :class:`~inharmony.cli.lightning.InharmonyCLI` for a harmonizer (a mixin, so that this module
-    never imports the CLI): ``val/psnr`` monitored, :class:`HarmonizationMetricsCallback` in place of the
-    localization metrics, no mask-sample panels for a mask-guided model, and the image size checked against
-    a smaller UNet's multiple (``model_kwargs.num_downs``)."""
+    never imports the CLI): ``--precision``/``--tta`` refused, no mask-sample panels for a mask-guided model,
+    and the image size checked against a smaller UNet's multiple (``model_kwargs.num_downs``). The metrics
+    callback and the monitored metric are the task's own (:attr:`HarmonizationTask.metrics_callback`,
+    :attr:`HarmonizationTask.monitor`)."""
 
     config: Any
     model: Any
-
-    def add_arguments_to_parser(self, parser: Any) -> None:
-        super().add_arguments_to_parser(parser)  # type: ignore[misc]
-        parser.set_defaults({"checkpoint.monitor": "val/psnr", "checkpoint.mode": "max"})
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.config.subcommand]
@@ -444,12 +286,6 @@ class HarmonizationCLIMixin:
         trainer = super().instantiate_trainer(**kwargs)  # type: ignore[misc]
         from .callbacks.predictions import SamplePredictionsCallback
 
-        callbacks = []
-        for callback in trainer.callbacks:
-            if type(callback) is LocalizationMetricsCallback:
-                callback = HarmonizationMetricsCallback(callback.protocol, callback.threshold, callback.prog_bar)
-            elif isinstance(callback, SamplePredictionsCallback) and getattr(self.model, "takes_mask", False):
-                continue  # its panels are masks of a localizer; a mask-guided harmonizer predicts none
-            callbacks.append(callback)
-        trainer.callbacks = callbacks
+        if getattr(self.model, "takes_mask", False):  # its panels are masks of a localizer; this model predicts none
+            trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, SamplePredictionsCallback)]
         return trainer

@@ -3,29 +3,26 @@
 :class:`LocalizationTask` is a thin layer over a plain network: the network, its loss recipe,
 the optimizer and the learning-rate schedule are all arguments, so one class serves DIRL,
 RSRNet and any model registered later, from Python or from ``inharmony fit --config ...``.
-Metrics are computed by :class:`inharmony.training.callbacks.LocalizationMetricsCallback` from what the
-evaluation steps return.
+Metrics are computed by :class:`inharmony.training.callbacks.LocalizationMetricsCallback` (its
+:attr:`~LocalizationTask.metrics_callback`) from what the evaluation steps return; the shared machinery
+(optimizers, checkpoints, the evaluation loop) is :class:`~inharmony.training._base.TaskBase`'s.
 """
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
-import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torch.utils.data import DistributedSampler
 
-from ..errors import CheckpointError, TrainingCommandError
-from ..models import create_model
+from ._base import TaskBase
+from .callbacks import LocalizationMetricsCallback
 
 __all__ = ["LocalizationTask"]
 
 
-class LocalizationTask(L.LightningModule):
+class LocalizationTask(TaskBase):
     """Train, validate, test and predict an inharmonious-region localization network.
 
     Args:
@@ -75,6 +72,9 @@ class LocalizationTask(L.LightningModule):
         >>> fast = LocalizationTask("dirl_resnet18", channels_last=True, grad_checkpointing=True)
     """
 
+    metrics_callback = LocalizationMetricsCallback
+    monitor = "val/iou"
+
     inference_precision: str | None = None
     """``"fp32"``, ``"bf16"`` or ``"fp16"``: test through :func:`inharmony.inference.optimize` (BatchNorm
     folded, channels_last, autocast) at that precision; ``None`` (default): the plain network."""
@@ -96,120 +96,32 @@ class LocalizationTask(L.LightningModule):
         compile: bool | dict[str, Any] = False,
         grad_checkpointing: bool = False,
     ) -> None:
-        super().__init__()
-        if not isinstance(compile, (bool, dict)):
-            raise ValueError(f"compile must be true/false or a dict of torch.compile arguments, got {compile!r}")
-        if lr_scheduler_interval not in ("epoch", "step"):
-            raise ValueError(f"lr_scheduler_interval must be 'epoch' or 'step', got {lr_scheduler_interval!r}")
         outputs = ["mask"] if eval_outputs is None else list(eval_outputs)
         if not outputs or len(set(outputs)) != len(outputs) or not all(isinstance(k, str) for k in outputs):
             raise ValueError(f"eval_outputs must be one or more distinct output keys, got {eval_outputs!r}")
-        # Callables and modules are not hyper-parameters: LightningCLI records them in config.yaml.
-        ignore = ["loss", "optimizer", "lr_scheduler"]
-        if isinstance(model, nn.Module):
-            ignore.append("model")
-        self.save_hyperparameters(ignore=ignore)
-        model_kwargs = dict(model_kwargs or {})
-        if isinstance(model, str):
-            self.model_name = model
-            self.model = create_model(model, **model_kwargs)
-        elif isinstance(model, nn.Module):
-            if model_kwargs:
-                raise ValueError("model_kwargs only apply when the model is given by name")
-            self.model_name = getattr(getattr(model, "pretrained_cfg", None), "architecture", type(model).__name__)
-            self.model = model
-        else:
-            raise TypeError(f"model must be a registered name or an nn.Module, got {type(model).__name__}")
-        if loss is None:
-            from ..losses import loss_for_model
-
-            loss = loss_for_model(self.model_name)
-        self.loss = loss
-        self.optimizer = optimizer
-        self.lr_scheduler = lr_scheduler
-        self.lr_scheduler_interval = lr_scheduler_interval
+        super().__init__(
+            model, model_kwargs, loss, optimizer, lr_scheduler, lr_scheduler_interval,
+            channels_last=channels_last, compile=compile, grad_checkpointing=grad_checkpointing,
+        )  # fmt: skip
         self.eval_outputs = outputs
-        self._eval_seen = 0
-        self.channels_last = bool(channels_last)
-        self.compile_options: dict[str, Any] | None = (
-            (dict(compile) if isinstance(compile, dict) else {}) if compile is not False else None
-        )
-        self.__dict__["_compiled"] = None  # not a submodule: checkpoint keys stay "model.*"
         self.__dict__["_inference_model"] = None
-        if grad_checkpointing:
-            parts = [m for m in self.model.modules() if callable(getattr(m, "set_grad_checkpointing", None))]
-            if not parts:
-                raise ValueError(
-                    f"grad_checkpointing: {self.model_name!r} has no set_grad_checkpointing method (nothing to "
-                    "checkpoint); the registered models have one"
-                )
-            for part in parts:
-                part.set_grad_checkpointing(True)
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
 
-    # ----------------------------------------------------------------------------- forward / steps
     def forward(self, image: torch.Tensor) -> dict[str, Any]:
         """The network's output dict for a normalised ``(B, 3, H, W)`` batch."""
-        if self.channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        return self._network()(image)
+        return self._run_network(image)
 
-    def _network(self) -> nn.Module:
-        if self.compile_options is None:
-            return self.model
-        if self._compiled is None:
-            self.__dict__["_compiled"] = torch.compile(self.model, **self.compile_options)
-        return self._compiled
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        image, target = batch["image"], batch["mask"]
-        losses = self.loss(self(image), target)
-        for key, value in losses.items():
-            self.log(f"train/{key}", value.detach(), prog_bar=key == "loss", batch_size=image.shape[0])
-        return losses["loss"]
-
-    def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, Any]:
-        image, target = batch["image"], batch["mask"]
+    def _forward_batch(self, batch: dict[str, Any], stage: str) -> tuple[dict[str, Any], torch.Tensor]:
+        image = batch["image"]
         fast = self._inference_model if stage == "test" else None
-        outputs = fast(image) if fast is not None else self(image)
-        loss = self.loss(outputs, target)["loss"]
-        self.log(f"{stage}/loss", loss, batch_size=image.shape[0], sync_dist=True)
-        keep = self._unpadded(image.shape[0], stage)
+        return (fast(image) if fast is not None else self(image)), batch["mask"]
+
+    def _scored(self, outputs: dict[str, Any], targets: torch.Tensor, keep: int) -> dict[str, Any]:
         # float32 whatever the autocast precision: the metrics' per-image sort and sums need it.
         masks = {name: self._output(outputs, name)[:keep].detach().float() for name in self.eval_outputs}
-        result = {"mask": masks[self.eval_outputs[0]], "masks": masks, "target": target[:keep]}
-        if "subset" in batch:
-            result["subset"] = list(batch["subset"])[:keep]
-        if "path" in batch:
-            result["path"] = list(batch["path"])[:keep]
-        return result
-
-    def _output(self, outputs: dict[str, Any], name: str) -> torch.Tensor:
-        value = outputs.get(name) if isinstance(outputs, dict) else None
-        if isinstance(value, torch.Tensor) and value.ndim == 4 and value.shape[1] == 1:
-            return value
-        maps = [k for k, v in outputs.items() if isinstance(v, torch.Tensor) and v.ndim == 4 and v.shape[1] == 1]
-        raise TrainingCommandError(
-            f"--model.eval_outputs: {name!r} is not a (B,1,H,W) output of {self.model_name!r}; "
-            f"its (B,1,H,W) outputs are: {', '.join(maps) or '(none)'}"
-        )
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return self._eval_step(batch, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return self._eval_step(batch, "test")
+        return {"mask": masks[self.eval_outputs[0]], "masks": masks, "target": targets[:keep]}
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         return {"mask": self(batch["image"])["mask"], "path": list(batch.get("path", []))}
-
-    # --------------------------------------------------------------------- no sample scored twice
-    def on_validation_epoch_start(self) -> None:
-        self._eval_seen = 0
-
-    def on_test_epoch_start(self) -> None:
-        self._eval_seen = 0
 
     def on_test_start(self) -> None:
         # Built here, after Lightning has loaded --ckpt_path's weights and moved the network.
@@ -226,87 +138,3 @@ class LocalizationTask(L.LightningModule):
 
     def on_test_end(self) -> None:
         self.__dict__["_inference_model"] = None
-
-    def _unpadded(self, batch_size: int, stage: str) -> int:
-        """How many samples of this batch are real, not DistributedSampler padding.
-
-        Under DDP, Lightning gives evaluation loaders a ``DistributedSampler`` that repeats the
-        first samples so every rank gets as many; rank ``r`` receives global positions
-        ``r, r + R, r + 2R, ...`` and positions ``>= len(dataset)`` are the repeats. Dropping them
-        here means every sample is scored exactly once (metrics are then summed over ranks).
-        """
-        seen, self._eval_seen = self._eval_seen, self._eval_seen + batch_size
-        if self._trainer is None:
-            return batch_size
-        loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
-        if isinstance(loaders, (list, tuple)):
-            loaders = loaders[0] if len(loaders) == 1 else None
-        sampler = getattr(loaders, "sampler", None)
-        if not isinstance(sampler, DistributedSampler) or sampler.drop_last:
-            return batch_size
-        n = len(sampler.dataset)
-        keep = 0
-        for i in range(seen, seen + batch_size):
-            if sampler.rank + i * sampler.num_replicas < n:
-                keep += 1
-        return keep
-
-    # --------------------------------------------------------------------------------- optimizers
-    def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer(self.parameters())
-        if self.lr_scheduler is None:
-            return optimizer
-        scheduler = self.lr_scheduler(optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_scheduler_interval},
-        }
-
-    # ------------------------------------------------------------------------- checkpoint hygiene
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Lightning does not save the global RNG states; keeping them makes a resumed run draw
-        # the same shuffles and augmentations as an uninterrupted one.
-        # Stored as tensors and plain tuples so that weights-only loading accepts them.
-        np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-        checkpoint["inharmony_rng"] = {
-            "torch": torch.get_rng_state(),
-            "numpy": (np_kind, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss),
-            "python": random.getstate(),
-        }
-        checkpoint["inharmony_model_name"] = self.model_name
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("inharmony_model_name") or checkpoint.get("hyper_parameters", {}).get("model")
-        state = checkpoint.get("state_dict")
-        if not isinstance(state, dict):
-            raise CheckpointError("the checkpoint has no 'state_dict': it is not a Lightning checkpoint")
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        misshapen = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-        if missing or unexpected or misshapen:
-            what = f"a checkpoint of {saved!r}" if isinstance(saved, str) else "a checkpoint"
-            details = "; ".join(
-                f"{label} ({len(keys)}): {', '.join(keys[:5])}"
-                for label, keys in (
-                    ("missing", missing),
-                    ("unexpected", unexpected),
-                    ("wrong shape", misshapen),
-                )
-                if keys
-            )
-            raise CheckpointError(
-                f"{what} does not fit the model {self.model_name!r} being trained/evaluated ({details}). "
-                f"Use the config the checkpoint was trained with, e.g. --model.model {saved}"
-                if isinstance(saved, str)
-                else f"{what} does not fit the model {self.model_name!r} ({details})"
-            )
-        rng = checkpoint.get("inharmony_rng")
-        if rng is not None and self._trainer is not None and self.trainer.state.fn == "fit":
-            # Restored now, before Lightning builds the first resumed epoch's loader iterator, so the
-            # iterator's base seed and the shuffle draw what an uninterrupted run would have drawn.
-            # (Not on test/validate, and not in load_from_checkpoint: no hidden global side effect.)
-            torch.set_rng_state(rng["torch"])
-            kind, keys, pos, has_gauss, gauss = rng["numpy"]
-            np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-            random.setstate(rng["python"])

@@ -1,4 +1,4 @@
-"""Lightning callbacks: the papers' localization metrics, step-budget progress, CPU thread tuning.
+"""Lightning callbacks: the papers' metrics (localization, harmonization), step-budget progress, CPU threads.
 
 Example:
     >>> from lightning.pytorch import Trainer
@@ -6,8 +6,8 @@ Example:
     >>> trainer = Trainer(callbacks=[LocalizationMetricsCallback()], logger=False)  # doctest: +SKIP
 """
 
-from .metrics import LocalizationMetricsCallback
+from .metrics import HarmonizationMetricsCallback, LocalizationMetricsCallback
 from .progress import StepBudgetProgress
 from .threads import AdaptiveThreads
 
-__all__ = ["AdaptiveThreads", "LocalizationMetricsCallback", "StepBudgetProgress"]
+__all__ = ["AdaptiveThreads", "HarmonizationMetricsCallback", "LocalizationMetricsCallback", "StepBudgetProgress"]

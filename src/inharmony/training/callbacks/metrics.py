@@ -1,4 +1,8 @@
-"""The papers' localization metrics for any LightningModule, as a Lightning callback.
+"""The papers' metrics for any LightningModule, as Lightning callbacks: localization and harmonization.
+
+* :class:`LocalizationMetricsCallback`: AP, F1 and IoU of the predicted masks (DIRL's protocol), per subset on test.
+* :class:`HarmonizationMetricsCallback`: MSE, fMSE and PSNR of the harmonized images (iHarmony4's protocol) and,
+  for a model that also predicts a mask, AP/F1/IoU, in one table.
 
 Example:
     >>> from lightning.pytorch import Trainer
@@ -19,8 +23,9 @@ from lightning.pytorch.callbacks import Callback
 
 from ...constants import ALL_ROW, METRIC_NAMES
 from ...metrics import LocalizationMetrics, PerSubsetMetrics, results_to_markdown
+from ...metrics.harmonization import HARMONIZATION_METRIC_NAMES, HarmonizationMetrics, PerSubsetHarmonizationMetrics
 
-__all__ = ["LocalizationMetricsCallback"]
+__all__ = ["HarmonizationMetricsCallback", "LocalizationMetricsCallback"]
 
 
 class LocalizationMetricsCallback(Callback):
@@ -145,6 +150,115 @@ class LocalizationMetricsCallback(Callback):
         if first is not None:
             self.test_results, self.test_table = self.results_by_output[first], self.tables[first]
         _log(pl_module, values, prog_bar=False)
+
+
+class HarmonizationMetricsCallback(LocalizationMetricsCallback):
+    """MSE, fMSE, PSNR (per subset and overall on test) and, for a model that predicts a mask, AP, F1, IoU.
+
+    The module's validation and test steps return ``"image"`` (harmonized, (B, 3, H, W) in [0, 1]),
+    ``"real"``, ``"target"`` (the ground-truth mask), optionally ``"subset"`` and, to be scored as a
+    localizer too, ``"mask"`` (as :class:`~inharmony.training.HarmonizationTask` does). Logged: ``val/mse``,
+    ``val/fmse``, ``val/psnr`` (and ``val/ap|f1|iou``); ``test/<metric>`` and ``test/<Subset>/<metric>``.
+    :attr:`test_results` holds the merged per-subset table (``images`` counts every scored image).
+
+    Args:
+        protocol: Localization protocol of AP/F1/IoU (``"official"`` or ``"raw"``).
+        threshold: Threshold of F1/IoU and of the foreground mask for fMSE.
+        prog_bar: Show the validation metrics in the progress bar.
+        quantize: Score 8-bit rounded images (as saved results are scored).
+
+    Example:
+        >>> callback = HarmonizationMetricsCallback()
+        >>> callback.test_results
+        {}
+    """
+
+    def __init__(
+        self,
+        protocol: Literal["official", "raw"] = "official",
+        threshold: float = 0.5,
+        prog_bar: bool = True,
+        quantize: bool = True,
+    ) -> None:
+        super().__init__(protocol, threshold, prog_bar)
+        self.quantize = quantize
+        self.val_harmonization = HarmonizationMetrics(quantize, threshold)
+        self.test_harmonization = PerSubsetHarmonizationMetrics(quantize, threshold)
+        self._scores_masks = False
+
+    @staticmethod
+    def _unpack_harm(outputs: Any, hook: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if not isinstance(outputs, Mapping) or not all(k in outputs for k in ("image", "real", "target")):
+            got = sorted(outputs) if isinstance(outputs, Mapping) else type(outputs).__name__
+            raise ValueError(
+                f"HarmonizationMetricsCallback needs the module's {hook} to return 'image' (harmonized), 'real' and "
+                f"'target' (the mask), optionally 'subset' and 'mask' (a predicted mask); got {got}"
+            )
+        return outputs["image"].detach(), outputs["real"].detach(), outputs["target"].detach()
+
+    # -- validation
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._scores_masks = bool(getattr(pl_module, "predicts_mask", False))
+        self.val_harmonization = self.val_harmonization.to(pl_module.device)
+        self.val_harmonization.reset()
+        super().on_validation_epoch_start(trainer, pl_module)
+
+    def on_validation_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:  # fmt: skip
+        image, real, target = self._unpack_harm(outputs, "validation_step")
+        self.val_harmonization.update(image, real, target)
+        if self._scores_masks:
+            super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*before the ``update``.*")
+            values = {f"val/{k}": float(v) for k, v in self.val_harmonization.compute().items()}
+        self.val_harmonization.reset()
+        _log(pl_module, values, prog_bar=self.prog_bar)
+        if self._scores_masks:
+            super().on_validation_epoch_end(trainer, pl_module)
+
+    # -- test
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._scores_masks = bool(getattr(pl_module, "predicts_mask", False))
+        self.test_harmonization = self.test_harmonization.to(pl_module.device)
+        self.test_harmonization.reset()
+        super().on_test_epoch_start(trainer, pl_module)
+
+    def on_test_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:  # fmt: skip
+        image, real, target = self._unpack_harm(outputs, "test_step")
+        subsets = outputs.get("subset")
+        self.test_harmonization.update(image, real, target, None if subsets is None else [str(s) for s in subsets])
+        if self._scores_masks:
+            super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        localization: dict[str, dict[str, float]] = {}
+        if self._scores_masks:
+            super().on_test_epoch_end(trainer, pl_module)
+            localization = dict(self.test_results)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*before the ``update``.*")
+            harmonization = self.test_harmonization.compute()
+        merged = {
+            subset: {**{k: v for k, v in localization.get(subset, {}).items() if k in METRIC_NAMES}, **row}
+            for subset, row in harmonization.items()
+        }
+        values = {}
+        for subset, row in harmonization.items():
+            prefix = "test" if subset == ALL_ROW else f"test/{subset}"
+            values.update({f"{prefix}/{k}": row[k] for k in HARMONIZATION_METRIC_NAMES})
+        _log(pl_module, values, prog_bar=False)
+        self.test_results = merged
+        self.results_by_output = {}
+        self.test_table = results_to_markdown(merged)
+        self.tables = {"image": self.test_table}
 
 
 def _unpack(outputs: Any, hook: str) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[str] | None]:

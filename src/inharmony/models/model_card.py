@@ -1,10 +1,16 @@
-"""The ``README.md`` model card written next to hub weights.
+"""The ``README.md`` model card of the Hub format, written next to the weights by ``save_pretrained``.
 
 The card is plain Markdown with the Hub's YAML metadata header. It is generated from the
 model's registry config (paper, licence, reference scores) and the metrics the publisher gives,
 so it needs no template engine. Score tables are rendered by :mod:`inharmony.metrics.report`, like
-every other results table; this module imports huggingface_hub (when rendering) and the standard
-library only, so saving a model works without torchmetrics or lightning.
+every other results table: ``inharmony.metrics`` imports its torchmetrics classes only on first
+access, so the card needs torch, numpy, huggingface_hub (when rendering) and the standard library,
+and saving a model works without torchmetrics or lightning. The Hub format imports this module only
+when it writes a card, so building or loading a model never imports the metrics package.
+
+Example:
+    >>> normalise_metrics({"ap": 0.8})
+    {'All': {'ap': 80.0}}
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .constants import METRIC_SPECS, SUBSET_ORDER
-from .metrics.report import Results, normalise_results, read_results_file, results_to_markdown
+from ..constants import METRIC_SPECS, SUBSET_ORDER
+from ..metrics.report import Results, normalise_results, read_results_file, results_to_markdown
 
 __all__ = ["METRIC_COLUMNS", "SUBSET_ORDER", "normalise_metrics", "read_metrics_file", "render_model_card"]
 
@@ -67,7 +73,7 @@ def render_model_card(
     """The model card for a saved model.
 
     Args:
-        config: The ``config.json`` dict written by :func:`inharmony.hub.save_pretrained`.
+        config: The ``config.json`` dict written by :meth:`inharmony.models.HubMixin.save_pretrained`.
         metrics: Scores in any layout :func:`inharmony.metrics.report.normalise_results` accepts
             (fractions or paper units, e.g. the output of :func:`normalise_metrics`).
             ``None`` leaves the card with the paper's reference scores only, labelled as such.

@@ -18,17 +18,18 @@ from __future__ import annotations
 import os
 import re
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from ..errors import OfficialCheckpointError, OutputExistsError
-from ..models import create_model, get_pretrained_cfg, read_state_dict
-from ..models.s2am import S2AMModule, smoothing_kernel
-from ._registry import Converter, register_converter
+from ...errors import OfficialCheckpointError
+from ...files import check_output_folder
+from .. import create_model, describe_weights, get_pretrained_cfg, read_state_dict
+from ..s2am import S2AMModule, smoothing_kernel
+from ._registry import ConvertCommand, Converter, register_converter
 
 __all__ = [
     "ARCHITECTURES",
@@ -120,6 +121,13 @@ def _pickle_head(path: str) -> bytes:
         return head if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5 else b""
     except (OSError, zipfile.BadZipFile):
         return b""
+
+
+def identify_s2am(keys: Collection[str]) -> str | None:
+    """``"a network of the S2AM authors' code ..."`` for a state dict in their key names, else ``None``."""
+    if any(str(key).removeprefix("module.").startswith(_ROOT) for key in keys):
+        return "a network of the S2AM authors' code (vinthony/s2am: their nested UnetGenerator key names)"
+    return None
 
 
 def is_s2am_checkpoint(source: str) -> bool:
@@ -234,6 +242,11 @@ def load_s2am(path: str | os.PathLike[str], architecture: str = "s2am", *, trust
     """
     source = os.fspath(path)
     state, arch = read_s2am_checkpoint(source, trust=trust)
+    if identify_s2am(state) is None:
+        raise OfficialCheckpointError(
+            f"{source} is not a checkpoint of the S2AM authors' code (none of its keys starts with {_ROOT!r}): "
+            f"it holds {describe_weights(state)}"
+        )
     held, description = _held_architecture(state, arch)
     if held is None:
         raise OfficialCheckpointError(f"{source} holds {description}; it cannot be loaded as {architecture!r}")
@@ -252,7 +265,7 @@ def load_s2am(path: str | os.PathLike[str], architecture: str = "s2am", *, trust
     return model.eval()
 
 
-def convert_s2am(file: str, out: str, model: str = "s2am", force: bool = False) -> int:
+def convert_s2am(file: str, out: str, model: Literal["s2am", "s2am_maskfree"] = "s2am", force: bool = False) -> int:
     """Convert the S2AM authors' checkpoint into an inharmony hub folder.
 
     Reads one of the files the authors' code writes (``rascv2.pth.tar``, ``model_best.pth.tar``,
@@ -268,11 +281,7 @@ def convert_s2am(file: str, out: str, model: str = "s2am", force: bool = False) 
     Example:
         inharmony convert s2am-official --file rascv2.pth.tar --out s2am_hub
     """
-    target = Path(out)
-    if target.exists() and not target.is_dir():
-        raise OutputExistsError(f"--out {target} is a file; give a folder to write the hub files into")
-    if target.exists() and any(target.iterdir()) and not force:
-        raise OutputExistsError(f"{target} is not empty; choose another --out or pass --force")
+    target = check_output_folder(out, force)
     net = load_s2am(file, model)
     net.save_pretrained(
         target,
@@ -296,5 +305,11 @@ register_converter(
         detect=is_s2am_checkpoint,
         load=_load,
         architectures=tuple(sorted(set(ARCHITECTURES.values()))),
+        identify=identify_s2am,
+        command=ConvertCommand(
+            convert_s2am,
+            "S2AM (vinthony/s2am): the authors' released checkpoint (.pth.tar), with or without the mask",
+            "inharmony convert s2am-official --file s2am_checkpoint.pth.tar --out s2am_hub",
+        ),
     )
 )

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import collections
 import os
-import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import torch
 
-from ..errors import OfficialCheckpointError
-from ..models import DIRL, get_pretrained_cfg
-from ._registry import Converter, register_converter
+from ...errors import CheckpointError, OfficialCheckpointError
+from ...files import check_output_folder
+from .. import describe_weights, get_pretrained_cfg, read_state_dict
+from ..dirl import DIRL
+from ._registry import ConvertCommand, Converter, check_epoch, refuse_other_format, register_converter
 
 __all__ = [
+    "convert_dirl_official",
     "dirl_key_to_official",
     "dirl_to_official_state_dicts",
     "load_official_dirl",
@@ -111,6 +113,7 @@ def official_dirl_files(path: str | os.PathLike[str], epoch: str | int = "best")
     files = (folder / f"encoder_epoch{epoch}.pth", folder / f"decoder_epoch{epoch}.pth")
     for file in files:
         if not file.is_file():
+            refuse_other_format(folder, ("dirl-official",), "the DIRL authors' checkpoints")
             found = sorted(p.name for p in folder.glob("*_epoch*.pth"))
             raise OfficialCheckpointError(
                 f"missing official checkpoint file {file}. Files found in {folder}: "
@@ -122,22 +125,30 @@ def official_dirl_files(path: str | os.PathLike[str], epoch: str | int = "best")
 def _read_official(file: Path) -> dict[str, torch.Tensor]:
     try:
         with torch.serialization.safe_globals([collections.Counter]):
-            payload = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise OfficialCheckpointError(
-            f"{file} holds objects the official checkpoint format does not use, so it was not "
-            f"loaded (weights_only=True): {err}"
-        ) from err
-    except Exception as err:
-        raise OfficialCheckpointError(
-            f"cannot read {file} as a PyTorch checkpoint (corrupt or truncated?): {type(err).__name__}: {err}"
-        ) from err
-    state = payload.get("state_dict", payload) if isinstance(payload, Mapping) else None
+            payload = read_state_dict(file, whole=True)  # names a file that is no checkpoint, or runs code
+    except CheckpointError as err:
+        raise OfficialCheckpointError(str(err)) from err
+    state = payload.get("state_dict", payload)
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise OfficialCheckpointError(
             f"{file} is not an official DIRL checkpoint: expected a dict with a 'state_dict' of tensors"
         )
     return {key.removeprefix("module."): value for key, value in state.items()}
+
+
+def identify_official_dirl(keys: Collection[str]) -> str | None:
+    """Which of the authors' two files a state dict with these key names is, or ``None``."""
+    if "inconv.weight" in keys and any(key.startswith("encoder1.") for key in keys):
+        return "an encoder file of the DIRL authors' checkpoints (encoder_epochN.pth)"
+    if any(key.startswith("trans.im0.") for key in keys) and any(key.startswith("decoder_layers.") for key in keys):
+        return "a decoder file of the DIRL authors' checkpoints (decoder_epochN.pth)"
+    return None
+
+
+def _not_dirl(file: Path, state: Mapping[str, torch.Tensor], role: str) -> OfficialCheckpointError:
+    return OfficialCheckpointError(
+        f"{file} is not the {role} file of the DIRL authors' checkpoints: it holds {describe_weights(state)}"
+    )
 
 
 def load_official_dirl(
@@ -164,6 +175,9 @@ def load_official_dirl(
     """
     encoder_file, decoder_file = official_dirl_files(path, epoch)
     loaded = {encoder_file: _read_official(encoder_file), decoder_file: _read_official(decoder_file)}
+    for file, role in ((encoder_file, "encoder"), (decoder_file, "decoder")):
+        if f"{role} file" not in (identify_official_dirl(loaded[file]) or ""):
+            raise _not_dirl(file, loaded[file], role)
     origin = {key: file for file, state in loaded.items() for key in state}
     official = {key: value for state in loaded.values() for key, value in state.items()}
     if "encoder1.0.conv3.weight" in official:
@@ -208,6 +222,43 @@ def load_official_dirl(
     return model.eval()
 
 
+def convert_dirl_official(
+    dir: str, out: str, epoch: str = "best", metrics: str | None = None, force: bool = False
+) -> int:
+    """Convert the DIRL authors' released checkpoints into an inharmony hub folder.
+
+    Reads ``encoder_epoch{EPOCH}.pth`` and ``decoder_epoch{EPOCH}.pth`` of
+    bcmi/DIRL-Inharmonious-Region-Localization and writes ``config.json``, ``model.safetensors`` and
+    a model card.
+
+    Args:
+        dir: Folder holding the official checkpoint pair.
+        out: Hub folder to write.
+        epoch: ``best``, ``latest`` or an epoch number.
+        metrics: ``metrics.json`` measured for these weights (for the model card).
+        force: Write into a non-empty ``--out`` folder.
+
+    Example:
+        inharmony convert dirl-official --dir DIRL/checkpoints --epoch best --out dirl_hub
+    """
+    from ..model_card import read_metrics_file  # the card's tables; only needed when writing a folder
+
+    which = check_epoch(epoch, ("best", "latest"))
+    target = check_output_folder(out, force)
+    card_metrics = read_metrics_file(metrics) if metrics else None
+    model = load_official_dirl(dir, epoch=which)
+    model.save_pretrained(  # the converted DIRL recorded its constructor arguments and its registry entry
+        target,
+        metrics=card_metrics,
+        model_card_kwargs={
+            "training_data": "iHarmony4, le50 training split; weights released by the DIRL authors "
+            f"(converted from encoder/decoder_epoch{which}.pth by `inharmony convert dirl-official`).",
+        },
+    )
+    print(f"wrote {target}/config.json, model.safetensors, README.md")
+    return 0
+
+
 def is_official_dirl_folder(source: str) -> bool:
     """Whether ``source`` is a folder holding the authors' ``encoder_epoch*.pth`` files."""
     path = Path(source)
@@ -228,5 +279,12 @@ register_converter(
         detect=is_official_dirl_folder,
         load=_load,
         architectures=("dirl",),
+        takes_epoch=True,
+        identify=identify_official_dirl,
+        command=ConvertCommand(
+            convert_dirl_official,
+            "bcmi/DIRL: encoder_epochX.pth + decoder_epochX.pth",
+            "inharmony convert dirl-official --dir DIRL/checkpoints --epoch best --out dirl_hub",
+        ),
     )
 )

@@ -9,13 +9,14 @@ network's weights under ``"model.<key>"``, so no Lightning import is needed to r
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from ..errors import CheckpointError
-from ..models import create_model, get_pretrained_cfg, load_state_dict_strict, read_state_dict
+from ...errors import CheckpointError
+from .. import create_model, get_pretrained_cfg, load_state_dict_strict, read_state_dict
 from ._registry import Converter, register_converter
 
 __all__ = ["is_lightning_checkpoint", "load_lightning_checkpoint", "read_lightning_checkpoint"]
@@ -75,11 +76,17 @@ def load_lightning_checkpoint(path: str | os.PathLike[str], *, trust: bool = Fal
             f"{path} does not record a registered model name in its hyper-parameters (found model={name!r}); "
             "it was trained with a ready nn.Module. Rebuild that module yourself and call its save_pretrained."
         )
-    kwargs = dict(hparams.get("model_kwargs") or {})
+    kwargs = hparams.get("model_kwargs") or {}
+    if not isinstance(kwargs, Mapping):
+        raise CheckpointError(f"{path}: its hyper-parameter model_kwargs is not a mapping ({type(kwargs).__name__})")
+    kwargs = dict(kwargs)
     for flag in get_pretrained_cfg(name).download_args:
         if kwargs.get(flag):
             kwargs[flag] = False  # the trained weights replace the ImageNet initialisation anyway
-    model = create_model(name, **kwargs)
+    try:
+        model = create_model(name, **kwargs)  # every argument is checked against its bounds before building
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: hyper-parameters: cannot build {name!r} from model_kwargs: {err}") from err
     state = {k.removeprefix("model."): v for k, v in payload["state_dict"].items() if k.startswith("model.")}
     if not state:
         raise CheckpointError(f"{path} has no 'model.*' weights in its state_dict")
