@@ -38,7 +38,7 @@ def app(
         precision: Inference fast path: ``fp32`` (BatchNorm folded, within 1e-5 of eager), ``bf16``
             (faster on CPUs with AVX512-BF16/AMX; masks move by a few hundredths) or ``fp16`` (CUDA).
         max_pixels: Photos with more pixels are downscaled to this many before the model sees them.
-        harmonizer_weights: Weights of the S2AM harmonizer behind the "harmonize" button (default: published).
+        harmonizer_weights: Weights of the harmonizer (PCTNet) behind the "Fix the region" button (default: published).
         max_file_size: Largest upload Gradio accepts (e.g. ``200mb``).
         weights_root: A folder whose weights files and hub folders visitors may choose by typing their
             path relative to it (repeat for several). Default: none: visitors choose among the offered
@@ -50,6 +50,9 @@ def app(
     Example:
         inharmony app --model madisnet --port 7860
     """
+    problem = _check_options(port, max_pixels, weights_root or [])
+    if problem:
+        return error(problem)
     try:
         from ..app import build_app
 
@@ -77,3 +80,19 @@ def app(
     print(f"inharmony app: serving {model} on http://{host}:{port} (Ctrl+C to stop)")
     demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, show_error=False, quiet=True)
     return EXIT_OK
+
+
+def _check_options(port: int, max_pixels: int, weights_roots: list[str]) -> str | None:
+    """The first option value that cannot work, as a message naming the option; None when all can."""
+    import os
+
+    from ..imageio import MIN_SIDE
+
+    if not 0 <= port <= 65535:
+        return f"--port {port}: give a TCP port from 1 to 65535 (0: any free port)"
+    if max_pixels < MIN_SIDE * MIN_SIDE:
+        return f"--max-pixels {max_pixels}: photos are downscaled to this many pixels; give at least {MIN_SIDE**2}"
+    for root in weights_roots:
+        if not os.path.isdir(root):
+            return f"--weights-root {root}: not a folder (give the folder whose weights visitors may choose)"
+    return None

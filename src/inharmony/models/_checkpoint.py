@@ -17,9 +17,13 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import pickletools
+import re
 import struct
+import zipfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,11 +33,22 @@ from torch import nn
 
 from ..errors import CheckpointError
 
-__all__ = ["diagnose_weight_file", "load_state_dict_file", "load_state_dict_strict", "read_state_dict"]
+__all__ = [
+    "TRUST_OPTION",
+    "code_it_runs",
+    "diagnose_weight_file",
+    "load_state_dict_file",
+    "load_state_dict_strict",
+    "pickled_globals",
+    "read_state_dict",
+    "refused_pickle_message",
+    "runs_code_message",
+]
 
 _HEAD = 1024  # bytes read to tell what a file is
 _ZIP = b"PK\x03\x04"  # torch.save's default (zip) format
-_TRUST_OPTION = "inharmony.load(..., trust_checkpoint=True) (CLI: --trust-checkpoint)"
+TRUST_OPTION = "inharmony.load(..., trust_checkpoint=True) (CLI: --trust-checkpoint)"
+"""How a user of :func:`inharmony.load` lets a file hold Python objects, as messages name it."""
 
 
 def _is_safetensors(head: bytes, size: int) -> bool:
@@ -62,6 +77,32 @@ def _text(head: bytes) -> str | None:
     return text
 
 
+_MAGIC = (
+    (b"\x1f\x8b", 0, "a gzip archive (.gz, .tar.gz), not weights: unpack it and pass the weights file inside"),
+    (b"ustar", 257, "a tar archive, not weights: unpack it and pass the weights file inside"),
+    (b"7z\xbc\xaf\x27\x1c", 0, "a 7-Zip archive, not weights: unpack it and pass the weights file inside"),
+    (b"Rar!", 0, "a RAR archive, not weights: unpack it and pass the weights file inside"),
+    (b"\x89HDF\r\n\x1a\n", 0, "an HDF5 file (Keras or TensorFlow weights?), not PyTorch or safetensors weights"),
+    (b"\x93NUMPY", 0, "a NumPy array file (.npy), not PyTorch or safetensors weights"),
+)
+
+
+def _zip_problem(path: str) -> str | None:
+    """``None`` for a torch.save zip (it holds ``*/data.pkl``), else what the zip archive is."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None  # a damaged torch.save archive: torch.load's error says it is corrupt or truncated
+    if any(name.endswith("data.pkl") for name in names):
+        return None
+    shown = ", ".join(names[:4]) + (f", … ({len(names)} entries)" if len(names) > 4 else "")
+    return (
+        f"{path}: it is a zip archive, not a PyTorch checkpoint (it holds {shown or 'nothing'}): unzip it and "
+        "pass the weights inside (the authors publish their checkpoints as zips)"
+    )
+
+
 def diagnose_weight_file(path: str | os.PathLike[str]) -> str | None:
     """What a file that is not a PyTorch or safetensors file is, as an error message; ``None`` if it looks like one.
 
@@ -81,8 +122,18 @@ def diagnose_weight_file(path: str | os.PathLike[str]) -> str | None:
         head = fh.read(_HEAD)
     if size == 0:
         return f"{path}: it is empty (0 bytes): the download or copy did not complete; fetch the weights again"
+    if head.startswith(_ZIP):
+        return _zip_problem(path)
     if _is_safetensors(head, size) or _is_torch(head):
         return None
+    for magic, offset, what in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return f"{path}: it is {what}"
+    if head[:1] == b"\x08" and (b"pytorch" in head[:64] or b"onnx" in head[:256]):
+        return (
+            f"{path}: it is an ONNX model (a network exported for ONNX Runtime, e.g. by `inharmony export`), "
+            "not weights inharmony loads: use the weights it was exported from"
+        )
     text = _text(head)
     if text is not None and text.startswith("version https://git-lfs.github.com/spec/"):
         return (
@@ -101,6 +152,123 @@ def diagnose_weight_file(path: str | os.PathLike[str]) -> str | None:
         f"{path}: it is not a PyTorch (torch.save) or safetensors file (it starts with bytes {head[:8].hex(' ')}); "
         "check that it is the weights file and that it downloaded completely"
     )
+
+
+# Modules and builtins whose only use in a pickle is to run code while it is loaded (torch.load blocks
+# sys, os, posix and nt outright; the others it merely does not allow).
+_CODE_MODULES = frozenset({
+    "os", "posix", "nt", "sys", "subprocess", "shutil", "socket", "importlib", "runpy", "ctypes", "pty", "code",
+    "codeop", "pickle", "marshal", "webbrowser", "multiprocessing", "signal", "platform", "pdb", "timeit",
+    "commands", "popen2",
+})  # fmt: skip
+_CODE_BUILTINS = frozenset({
+    "eval", "exec", "compile", "__import__", "getattr", "setattr", "delattr", "open", "input", "breakpoint",
+})  # fmt: skip
+_BLOCKED = re.compile(r"GLOBAL (\S+) whose module (\S+) is blocked")
+_NOT_ALLOWED = re.compile(r"Unsupported global: GLOBAL (\S+) was not an allowed global")
+_STRINGS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
+_MAX_PICKLE = 64 << 20  # bytes of pickled structure scanned for the objects it imports
+
+
+# Functions that load or compile code, or call whatever they are given (a pickle can REDUCE any of them).
+_CODE_CALLS = ("torch.load", "torch.hub.", "torch.jit.", "torch.package.", "torch.utils.cpp_extension.",
+               "operator.methodcaller", "operator.attrgetter", "functools.partial", "types.", "numpy.load")  # fmt: skip
+
+
+def _runs_code(name: str) -> bool:
+    module, _, attribute = name.rpartition(".")
+    return (
+        module.split(".")[0] in _CODE_MODULES
+        or (module == "builtins" and attribute in _CODE_BUILTINS)
+        or name.startswith(_CODE_CALLS)
+    )
+
+
+def _globals_in(data: bytes) -> list[str]:
+    """``module.name`` of every object the pickles in ``data`` import, in order; nothing is unpickled."""
+    found: list[str] = []
+    stream = io.BytesIO(data)
+    for _ in range(8):  # the legacy format: a few small pickles, then the main one, then raw tensor bytes
+        recent: list[Any] = []
+        memo: dict[int, Any] = {}
+        try:
+            for opcode, arg, _ in pickletools.genops(stream):
+                name = opcode.name
+                if name in ("GLOBAL", "INST"):  # protocol 2 writes Python 2's name of the builtins
+                    found.append(str(arg).replace(" ", ".").replace("__builtin__.", "builtins."))
+                elif name == "STACK_GLOBAL" and len(recent) >= 2:
+                    found.append(f"{recent[-2]}.{recent[-1]}")
+                elif name in _STRINGS:
+                    recent.append(arg.decode("latin-1") if isinstance(arg, bytes) else arg)
+                elif name == "MEMOIZE" and recent:
+                    memo[len(memo)] = recent[-1]
+                elif name in ("BINPUT", "LONG_BINPUT", "PUT") and recent:
+                    memo[int(arg)] = recent[-1]
+                elif name in ("BINGET", "LONG_BINGET", "GET") and int(arg) in memo:
+                    recent.append(memo[int(arg)])
+        except Exception:  # the end of the pickles, or bytes that are not one: stop reading
+            break
+    return found
+
+
+def pickled_globals(path: str | os.PathLike[str]) -> list[str]:
+    """The Python objects (``module.name``) a torch file's pickle imports when loaded, found without loading it.
+
+    Reads the pickle of a zip-format file (``*/data.pkl``) or the start of a legacy one and lists its
+    ``GLOBAL`` / ``STACK_GLOBAL`` / ``INST`` references, e.g. ``['collections.OrderedDict', 'torch._utils.
+    _rebuild_tensor_v2', 'posix.system']``; ``[]`` for a file that is no pickle.
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                if name is None:
+                    return []
+                with archive.open(name) as member:
+                    return _globals_in(member.read(_MAX_PICKLE))
+        with open(path, "rb") as fh:
+            return _globals_in(fh.read(_MAX_PICKLE))
+    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError):
+        return []
+
+
+def code_it_runs(path: str | os.PathLike[str], err: BaseException | None = None) -> str | None:
+    """The object a file would call to run code when unpickled (``"posix.system"``), or ``None``.
+
+    Found in the pickle itself (any protocol, :func:`pickled_globals`) or in torch's refusal ``err``
+    ("unsupported GLOBAL ... whose module ... is blocked", "GLOBAL eval was not an allowed global").
+    """
+    found = next((name for name in pickled_globals(path) if _runs_code(name)), None)
+    if found is None and err is not None:
+        blocked = _BLOCKED.search(str(err))
+        refused = _NOT_ALLOWED.search(str(err))
+        if blocked:
+            found = blocked[1]
+        elif refused and _runs_code(refused[1] if "." in refused[1] else f"builtins.{refused[1]}"):
+            found = refused[1] if "." in refused[1] else f"builtins.{refused[1]}"
+    return found
+
+
+def runs_code_message(path: str, name: str) -> str:
+    """The error for a file whose pickle would run code (``name``) when loaded: never advice to load it."""
+    return (
+        f"{path} asks to run code when it is loaded: its pickle calls {name}, which no weights file needs. "
+        "It was not loaded; do not load it in any other way: delete it and get the weights from their publisher"
+    )
+
+
+def refused_pickle_message(path: str, err: Exception, trust_option: str | None = None) -> str:
+    """What to say when ``torch.load(weights_only=True)`` refused ``path`` (an ``UnpicklingError``).
+
+    A file that asks to run code is named so (the object it calls); one holding other Python objects says
+    which, and offers ``trust_option`` if the caller has one; any other refusal is a corrupt file.
+    """
+    code = code_it_runs(path, err)
+    if code is not None:
+        return runs_code_message(path, code)
+    if _NOT_ALLOWED.search(str(err)) or "Can only build" in str(err) or "Can only create new object" in str(err):
+        return _objects_message(path, err, trust_option)
+    return _corrupt(path, err)
 
 
 def _objects_message(path: str, err: Exception, trust_option: str | None) -> str:
@@ -150,6 +318,8 @@ def read_state_dict(
         ['weight']
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path} is a folder, not a weights file: pass the weights file itself")
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}")
     diagnosis = diagnose_weight_file(path)
@@ -157,15 +327,21 @@ def read_state_dict(
         raise CheckpointError(f"cannot read checkpoint {diagnosis}")
     with open(path, "rb") as fh:
         head = fh.read(_HEAD)
+    safetensors = _is_safetensors(head, os.path.getsize(path))
+    if trust and not safetensors and (code := code_it_runs(path)) is not None:
+        raise CheckpointError(runs_code_message(path, code))  # trusting objects is not trusting os.system
     try:
-        if _is_safetensors(head, os.path.getsize(path)):
+        if safetensors:
             state: Any = load_file(path, device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as err:
-        if "Unsupported global" in str(err):
-            raise CheckpointError(_objects_message(path, err, trust_option)) from err
-        raise CheckpointError(_corrupt(path, err)) from err
+        raise CheckpointError(refused_pickle_message(path, err, trust_option)) from err
+    except (AttributeError, ImportError) as err:  # trusted: an object whose class this process cannot import
+        raise CheckpointError(
+            f"{path} holds Python objects whose code is not available here ({type(err).__name__}: {err}); "
+            "re-save only the weights where they were made: torch.save(model.state_dict(), path)"
+        ) from err
     except Exception as err:
         raise CheckpointError(_corrupt(path, err)) from err
     if whole:
@@ -234,6 +410,6 @@ def load_state_dict_file(model: nn.Module, path: str | os.PathLike[str], *, trus
     ``trust`` allows pickled Python objects (see :func:`read_state_dict`).
     """
     path = os.fspath(path)
-    state = read_state_dict(path, trust=trust, trust_option=_TRUST_OPTION)
+    state = read_state_dict(path, trust=trust, trust_option=TRUST_OPTION)
     state = {k.removeprefix("module.").removeprefix("model."): v for k, v in state.items()}
     load_state_dict_strict(model, state, path)
