@@ -81,6 +81,7 @@ def demo(
     panel_size: int = 256,
     test_checkpoint: Literal["last", "best"] = "last",
     tta: Literal["none", "h", "v", "hv"] = "hv",
+    verbose: bool = False,
     overrides: list[str] | None = None,
 ) -> int:
     """Train and test a small model on synthetic composites (CPU, offline, a few minutes).
@@ -110,6 +111,8 @@ def demo(
             flips of each image (:class:`~inharmony.inference.tta.FlipAverage`; 4 passes, +2.6 IoU points on average on
             this test set, see demo.yaml), ``h`` / ``v`` two of them, ``none`` one pass. The one-pass
             table is always printed and saved too.
+        verbose: Also show Lightning's own output (info lines, model summary, raw metric tables) and
+            third-party warnings; off by default so the progress and inharmony's tables stand out.
         overrides: Extra LightningCLI options, given after ``--``, e.g. ``-- --trainer.precision 32-true``.
 
     Example:
@@ -123,6 +126,11 @@ def demo(
     from ..training.callbacks.predictions import save_panel
     from .lightning import lightning_cli
 
+    for option, value, least in (("--n", n, 10), ("--panels", panels, 0), ("--panel-size", panel_size, 8)):
+        if value < least:
+            raise TrainingCommandError(f"{option} {value}: must be at least {least}")
+    if steps is not None and steps < 1:
+        raise TrainingCommandError(f"--steps {steps}: the step budget must be at least 1")
     start = time.perf_counter()
     root = Path(out).resolve()
     recipe = Path(config) if config else find_config("demo.yaml")
@@ -131,8 +139,12 @@ def demo(
     summary = synthesize(data, n=n, seed=seed, size=64, test_fraction=0.2, progress=False)
     print(f"      train {summary['train']}, test {summary['test']} (photos held out: {summary['test_photos']})")
 
+    # One checkpoint folder for fit and test: the test's checkpoint callback then matches the state saved at
+    # fit (otherwise Lightning warns that the dirpath changed, naming a folder that never exists).
     common = ["--config", str(recipe), "--data.root", str(data), "--trainer.default_root_dir", str(root / "run"),
-              "--seed_everything", str(seed)]  # fmt: skip
+              "--checkpoint.dirpath", str(root / "run" / "checkpoints"), "--seed_everything", str(seed)]  # fmt: skip
+    if verbose:
+        common.append("--verbose")
     plan = read_recipe(recipe)
     budget = plan["max_steps"] if steps is None else steps
     if budget is None or budget < 1:
@@ -177,9 +189,11 @@ def demo(
         test = lightning_cli([*test_args, "--out", str(root), "--tta", tta])
         results = test.test_results
 
+    shown = min(panels, summary["test"])
     print(
-        f"[4/4] writing prediction panels (image | ground truth | prediction, {plan['image_size']}-px network "
-        f"input enlarged to {panel_size} px, nearest) to {root / 'predictions'}"
+        f"[4/4] writing {shown} prediction panels for {shown} of the {summary['test']} test images (image | ground "
+        f"truth | prediction, {plan['image_size']}-px network input enlarged to {panel_size} px, nearest; "
+        f"--panels N for more) to {root / 'predictions'}"
     )
     model = test.model.eval()
     if tta != "none":
