@@ -174,6 +174,20 @@ def tiny_cli_args(fake_ihd: Path, tmp_path: Path) -> Callable[[str], list[str]]:
     return args
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """Caches (exported ONNX graphs, ...) go to a folder of the run's, never the user's ~/.cache/inharmony."""
+    import os
+
+    before = os.environ.get("INHARMONY_CACHE")
+    os.environ["INHARMONY_CACHE"] = str(tmp_path_factory.mktemp("inharmony-cache"))
+    yield
+    if before is None:
+        os.environ.pop("INHARMONY_CACHE", None)
+    else:
+        os.environ["INHARMONY_CACHE"] = before
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a module: two OpenMP threads on a busy 2-core machine spin-wait, ~10x slower."""

@@ -126,6 +126,8 @@ def _cpu_flags(monkeypatch, flags):
 )
 def test_auto_precision_on_cpus(monkeypatch, model, flags, expected):
     _cpu_flags(monkeypatch, flags)
+    # The torch path's choice; ONNX Runtime's (fp32-only CPUs) is tested in test_onnx_backend.py.
+    monkeypatch.setattr(inference.precision, "onnxruntime_available", lambda: False)
     assert auto_precision("cpu") == expected
     fast = optimize(model, precision="auto", device="cpu")
     assert isinstance(fast, OptimizedModel) and fast.precision == expected

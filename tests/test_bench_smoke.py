@@ -2,7 +2,7 @@
 
 The figures themselves are never checked (CI machines are noisy): only that each mode finishes, exits
 0 and reports contenders side by side in the format of :mod:`inharmony.benchmarks._report`; and that
-``bench report`` renders such JSON into README's marked section.
+``bench report`` renders such JSON into a page's section for the machine it was measured on.
 """
 
 from __future__ import annotations
@@ -67,14 +67,14 @@ def test_mode_smoke_run_writes_the_schema(mode, tmp_path, capsys):
     check_schema(json.loads(path.read_text()), mode)
 
 
-# ------------------------------------------------------------------------------------ README rendering
+# ------------------------------------------------------------------------------------ page rendering
 
 
-def fake_report(mode: str, ratio_of_fast: float = 4.0) -> dict:
+def fake_report(mode: str, ratio_of_fast: float = 4.0, flags: tuple[str, ...] = ("avx2",)) -> dict:
     base, fast = 0.02, 0.02 / ratio_of_fast
     env = {
         "device": "cpu", "cpu": "Test CPU", "threads": 2, "torch": "9.9", "cpu_count": 2, "load_start": 0.25,
-        "load_end": 0.5, "date": "2026-01-02 03:04 UTC",
+        "load_end": 0.5, "date": "2026-01-02 03:04 UTC", "cpu_flags": list(flags),
         "command": f"inharmony bench {mode} --repeats 3 --json out/{mode}.json",
     }  # fmt: skip
     rows = [
@@ -125,7 +125,7 @@ def test_report_errors(tmp_path, capsys):
     write_reports(tmp_path / "results", fake_report("metrics"))
     no_markers = tmp_path / "README.md"
     no_markers.write_text("# Title\n")
-    with pytest.raises(InharmonyError, match="bench:start"):
+    with pytest.raises(InharmonyError, match="bench:machines"):  # neither a machine's section nor the anchor
         readme.report(str(tmp_path / "results"), readme=str(no_markers))
     assert no_markers.read_text() == "# Title\n"  # untouched
     assert main(["bench", "report", "--json-dir", str(tmp_path / "results"), "--readme", str(no_markers)]) != 0
@@ -154,3 +154,92 @@ def test_bench_all_runs_modes_and_records_their_commands(tmp_path):
     assert data["env"]["command"].startswith("inharmony bench metrics --size 32 ")
     assert data["env"]["command"].endswith(f"--json {out / 'metrics.json'}")
     assert main(["bench", "all", "--out", str(out), "--only", "nonsense"]) != 0
+
+
+PAGE = "# Benchmarks\n\nIntro.\n\n## Machines\n\n{sections}<!-- bench:machines -->\n\n## After\nText.\n"
+
+
+def test_machine_label_says_what_decides_the_figures():
+    assert readme.machine_label([fake_report("a")]) == "cpu-avx2-2cpu"
+    bf16 = fake_report("a", flags=("avx2", "avx512f", "avx512_bf16", "avx512_vnni"))
+    assert readme.machine_label([bf16]) == "cpu-avx512_bf16-2cpu"
+    assert readme.machine_label([fake_report("a", flags=())]) == "cpu-2cpu"
+    gpu = fake_report("a")
+    gpu["env"].update(device="cuda:0", gpu="NVIDIA H100 80GB HBM3")
+    assert readme.machine_label([gpu]) == "cuda-nvidia-h100-80gb-hbm3"
+    with pytest.raises(DataError, match="2 kinds of machine"):
+        readme.machine_label([fake_report("a"), bf16])
+
+
+def test_report_writes_each_machine_s_section_of_a_page(tmp_path):
+    page = tmp_path / "benchmarks.md"
+    page.write_text(PAGE.format(sections=""))
+    write_reports(tmp_path / "avx2", fake_report("metrics"))
+    bf16 = ("avx2", "avx512f", "avx512_bf16")
+    write_reports(tmp_path / "bf16", fake_report("metrics", 3.0, bf16), fake_report("data", 2.5, bf16))
+
+    # a machine the page has no section for: added before the anchor, headed by its label and CPU
+    assert main(["bench", "report", "--json-dir", str(tmp_path / "avx2"), "--page", str(page)]) == 0
+    start, end = readme.machine_markers("cpu-avx2-2cpu")
+    text = page.read_text()
+    assert text.index("## Machines") < text.index(start) < text.index(end) < text.index(readme.MACHINES_ANCHOR)
+    assert "### `cpu-avx2-2cpu`: cpu (Test CPU), 2 CPUs [avx2]" in text
+    assert "| fast | 5 | 5 | 4.00× | 1e-07 |" in text and text.endswith("## After\nText.\n")
+
+    # a second machine: its own section; the first one stays as it was
+    assert main(["bench", "report", "--json-dir", str(tmp_path / "bf16"), "--page", str(page)]) == 0
+    text = page.read_text()
+    avx2 = text.split(start)[1].split(end)[0]
+    bf16_start, bf16_end = readme.machine_markers("cpu-avx512_bf16-2cpu")
+    assert text.index(end) < text.index(bf16_start) < text.index(bf16_end) < text.index(readme.MACHINES_ANCHOR)
+    assert "| fast | 5 | 5 | 4.00× | 1e-07 |" in avx2 and "#### `inharmony bench data`" not in avx2
+    assert "#### `inharmony bench data`" in text.split(bf16_start)[1].split(bf16_end)[0]
+
+    # the first machine again, with new figures: only its section changes; running twice changes nothing
+    write_reports(tmp_path / "avx2-new", fake_report("metrics", 8.0))
+    argv = ["bench", "report", "--json-dir", str(tmp_path / "avx2-new"), "--page", str(page)]
+    assert main(argv) == 0
+    new = page.read_text()
+    assert "| fast | 2.5 | 2.5 | 8.00× | 1e-07 |" in new.split(start)[1].split(end)[0]
+    assert new.split(bf16_start)[1] == text.split(bf16_start)[1]
+    assert new.count(start) == 1 and new.count("### `cpu-avx2-2cpu`") == 1
+    assert main(argv) == 0 and page.read_text() == new
+
+    # --machine names the section
+    assert main([*argv, "--machine", "laptop"]) == 0
+    assert "<!-- bench:laptop:start -->" in page.read_text()
+
+
+def test_machine_section_errors(tmp_path):
+    write_reports(tmp_path / "results", fake_report("metrics"))
+    page = tmp_path / "page.md"
+    page.write_text("# No anchor\n")
+    with pytest.raises(InharmonyError, match="bench:machines"):
+        readme.report(str(tmp_path / "results"), page=str(page))
+    assert page.read_text() == "# No anchor\n"  # untouched
+    with pytest.raises(InharmonyError, match="machine label"):
+        readme.replace_machine_section(PAGE.format(sections=""), "x", "Bad Label")
+    start, end = readme.machine_markers("m")
+    with pytest.raises(InharmonyError, match="expected one"):
+        readme.replace_machine_section(f"{start}\n{end}\n{start}\n", "x", "m")
+    with pytest.raises(InharmonyError, match="before"):
+        readme.replace_machine_section(f"{end}\n{start}\n", "x", "m")
+    with pytest.raises(InharmonyError, match="older name"):
+        readme.report(str(tmp_path / "results"), page=str(page), readme=str(tmp_path / "other.md"))
+    mixed = tmp_path / "mixed"
+    write_reports(mixed, fake_report("metrics"), fake_report("data", flags=("avx2", "avx512f")))
+    page.write_text(PAGE.format(sections=""))
+    assert main(["bench", "report", "--json-dir", str(mixed), "--page", str(page)]) != 0
+
+
+def test_the_docs_page_has_a_section_per_machine():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert text.count(readme.MACHINES_ANCHOR) == 1 and readme.MARKER_START not in text
+    labels = __import__("re").findall(r"<!-- bench:([^ ]+):start -->", text)
+    assert labels, "docs/benchmarks.md has no machine section"
+    for label in labels:
+        start, end = readme.machine_markers(label)
+        assert text.count(start) == text.count(end) == 1 and text.index(start) < text.index(end)
+        assert text.index(end) < text.index(readme.MACHINES_ANCHOR)

@@ -251,9 +251,17 @@ def test_inference_benchmark_runs(tmp_path, capsys, rgb):
     assert "Predictor, one 61×45 photo end to end" in out and "mask back to 61×45" in out
     data = json.loads(report.read_text())
     titles = [section["title"] for section in data["sections"]]
-    assert titles[:2] == ["dirl_resnet18 32² batch 1", "dirl_resnet18 32² batch 2"]
-    rows = {row["name"]: row for row in data["sections"][1]["contenders"]}
-    assert list(rows) == ["eager fp32", "optimized fp32", "optimized bf16"]
+    assert titles[0].startswith("machine ceiling: 3×3 conv 64→64 at 224²")
+    assert titles[1:3] == ["dirl_resnet18 32² batch 1", "dirl_resnet18 32² batch 2"]
+    auto = data["results"]["auto"]
+    assert data["env"]["cpu_kind"] == auto["cpu_kind"] and f"CPU kind {auto['cpu_kind']}" in out
+    assert data["results"]["conv_ceiling_gflops"]["torch fp32"] > 0 and data["results"]["gflop_per_image"]
+    rows = {row["name"]: row for row in data["sections"][2]["contenders"]}
+    expected = ["eager fp32", "optimized fp32", "optimized bf16"]
+    if auto["backend"] == "torch":  # --no-onnx: an ONNX Runtime choice is named, not timed
+        expected.append(f"auto → torch {auto['precision']}")
+    assert list(rows) == expected
+    assert all(row["extra"]["GFLOP/s"] > 0 for row in rows.values())
     assert rows["eager fp32"]["ratio"] == 1.0 and rows["eager fp32"]["extra"]["max_diff"] == 0.0
     assert rows["optimized fp32"]["extra"]["max_diff"] < 1e-5
     assert 0 < rows["optimized bf16"]["extra"]["max_diff"] < 0.1  # bf16 moves the mask a little, not much

@@ -4,9 +4,15 @@ Every mode builds a :class:`BenchReport` of :class:`Section` s (one per workload
 batch 8"); each section lists its contenders (e.g. "eager fp32", "optimized bf16", "ONNX Runtime")
 with their median and best time, timed interleaved in one run (:func:`time_interleaved`), and the
 ratio of the baseline's median to each contender's (> 1: faster than the baseline). The header
-names the machine (device, threads, torch, CPU flags, load average at start and end), because a
+names the machine (device, threads, torch, CPU flags and kind, load average at start and end), because a
 number without its machine says nothing. ``--json PATH`` writes the same report for tracking
-(schema :data:`SCHEMA_VERSION`; the CI smoke test checks it).
+(schema :data:`SCHEMA_VERSION`; the CI smoke test checks it). Keys: ``schema``, ``mode``, ``env`` (``device``,
+``cpu``, ``cpu_count``, ``cpu_flags``, ``cpu_kind`` — ``"fp32-only"``, ``"native bf16"`` or ``"AMX"``, see
+:func:`inharmony.inference.cpu_kind` —, ``threads``, ``torch``, ``python``, ``load_start``, ``load_end``,
+``date``, ``command``), ``sections`` (``title``, ``unit``, ``baseline``, ``per``, ``notes``, ``contenders``:
+``name``, ``median_s``, ``best_s``, ``repeats``, ``ratio``, ``extra``), ``results`` (mode-specific; ``inference``
+and ``batch`` add ``auto`` — ``cpu_kind``, ``backend``, ``precision`` that ``optimize(precision="auto")`` picks
+— ``conv_ceiling_gflops`` and ``gflop_per_image``) and ``notes``.
 
 Example:
     >>> report = BenchReport("demo", environment())
@@ -49,7 +55,7 @@ def _cpu_flags() -> list[str]:
     except OSError:
         return []
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni")
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni", "avx_vnni")
     return [f for f in wanted if f in flags]
 
 
@@ -63,6 +69,12 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpu_kind() -> str:
+    from ..inference.precision import cpu_kind
+
+    return cpu_kind()
+
+
 def environment(device: str = "cpu") -> dict[str, Any]:
     """Where a measurement was taken: device, threads, versions, CPU features and the load average now."""
     import torch
@@ -72,6 +84,7 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
         "cpu_flags": _cpu_flags(),
+        "cpu_kind": _cpu_kind(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -182,9 +195,11 @@ class BenchReport:
         env = self.env
         flags = ",".join(env.get("cpu_flags", [])) or "none of avx2/avx512/amx"
         where = env.get("gpu") or env.get("cpu")
+        kind = f", CPU kind {env['cpu_kind']}" if env.get("cpu_kind") else ""
         return (
             f"inharmony bench {self.mode}: {env['device']} ({where}), {env['threads']} torch threads on "
-            f"{env['cpu_count']} CPUs [{flags}], torch {env['torch']}, load average {env['load_start']:.2f} at start"
+            f"{env['cpu_count']} CPUs [{flags}]{kind}, torch {env['torch']}, "
+            f"load average {env['load_start']:.2f} at start"
         )
 
     def finish(self, json_path: str | None = None) -> int:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..losses import SSIM_C1, SSIM_C2, gaussian_window
+from ..losses.terms import SSIM_C1, SSIM_C2, gaussian_window
 
 __all__ = ["authors_training_step"]
 

@@ -14,6 +14,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from ._options import NonNegativeInt, PositiveInt, parse_size, parse_sizes
 from ._report import BenchReport, environment, time_interleaved
 
 NAME = "data"
@@ -21,11 +22,6 @@ HELP = "Data loading: images/s for train/eval pipelines (reduced decoding on/off
 SMOKE_ARGS = ["--sizes", "64x96", "--per-size", "2", "--workers", "0", "--batch-size", "2", "--image-size", "32",
               "--repeats", "1", "--le50-n", "4", "--le50-size", "32x48"]  # fmt: skip
 QUICK_ARGS = ["--sizes", "480x640,2000x3000", "--per-size", "8", "--le50-n", "200"]
-
-
-def _hw(text: str) -> tuple[int, int]:
-    h, w = text.lower().split("x")
-    return int(h), int(w)
 
 
 def _write_tree(root: Path, sizes: list[tuple[int, int]], per_size: int) -> dict[str, list]:
@@ -75,9 +71,9 @@ def _one_pass(loader) -> None:
 def _stage_timings(root: Path, sample, image_size: int, repeats: int) -> dict[str, list[float]]:
     """Seconds per stage for one sample, in this process (``repeats`` timings each, interleaved)."""
     from ..data import eval_transform
-    from ..data.decode import read_bytes, read_mask_array
-    from ..preprocessing import decode_image
-    from ..preprocessing import image_size as header_size
+    from ..data.decode import read_bytes
+    from ..imageio import decode_image, read_mask_array
+    from ..imageio import image_size as header_size
 
     comp, mask = read_bytes(root / sample.composite), read_bytes(root / sample.mask)
     transform = eval_transform(image_size)
@@ -98,7 +94,7 @@ def _le50_timing(n: int, size: str, repeats: int, tmp: Path) -> tuple[list[float
 
     from ..data import IHarmony4
 
-    h, w = _hw(size)
+    h, w = parse_size(size, "--le50-size", "HEIGHTxWIDTH")
     root = tmp / "le50"
     for folder in ("composite_images", "masks", "real_images"):
         (root / "HBench" / folder).mkdir(parents=True, exist_ok=True)
@@ -130,12 +126,12 @@ def run(
     root: str | None = None,
     split: str = "train",
     sizes: str = "480x640,4000x6000",
-    per_size: int = 16,
-    workers: int = 2,
-    batch_size: int = 8,
-    image_size: int = 224,
-    repeats: int = 3,
-    le50_n: int = 1000,
+    per_size: PositiveInt = 16,
+    workers: NonNegativeInt = 2,
+    batch_size: PositiveInt = 8,
+    image_size: PositiveInt = 224,
+    repeats: PositiveInt = 3,
+    le50_n: PositiveInt = 1000,
     le50_size: str = "480x640",
     json: str | None = None,
 ) -> int:
@@ -176,7 +172,7 @@ def run(
         else:
             tree = tmp / "tree"
             start = time.perf_counter()
-            groups = _write_tree(tree, [_hw(s) for s in sizes.split(",")], per_size)
+            groups = _write_tree(tree, parse_sizes(sizes, "--sizes"), per_size)
             report.notes.append(f"wrote the synthetic JPEGs in {time.perf_counter() - start:.1f}s")
         for key, samples in groups.items():
             for name, transform in pipelines.items():

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import time
 
+from ._options import NonNegativeInt, PositiveInt, parse_sizes
+
 NAME = "eval_pixels"
 HELP = "Scores and decode time of one model with the official (authors') vs the fast evaluation pixels."
 SMOKE_ARGS = ["--n", "1", "--sizes", "96x128", "--image-size", "32"]
@@ -90,11 +92,11 @@ def _evaluate(model, items, preps: dict, device: str) -> tuple[dict, dict, dict]
 def run(
     weights: str | None = None,
     model: str = "dirl_resnet18",
-    n: int = 1,
+    n: PositiveInt = 1,
     sizes: str = "1200x1600",
-    image_size: int | None = None,
+    image_size: PositiveInt | None = None,
     photos: str | None = None,
-    seed: int = 0,
+    seed: NonNegativeInt = 0,
     device: str = "cpu",
     trust_checkpoint: bool = False,
     json: str | None = None,
@@ -120,8 +122,7 @@ def run(
     Example:
         inharmony bench eval_pixels --weights runs/demo/best.ckpt --n 8 --sizes 2000x3000,3000x4000
     """
-    from ..hub import load
-    from ..models import create_model
+    from ..models import create_model, load
     from ..preprocessing import PIXEL_PRESETS, EvalPreprocess
     from ._report import BenchReport, environment
 
@@ -135,7 +136,7 @@ def run(
     cfg = getattr(net, "pretrained_cfg", None)
     if image_size is None:
         image_size = int(cfg.input_size[-1]) if cfg is not None else 224
-    shapes = [tuple(int(v) for v in s.lower().split("x")) for s in sizes.split(",")]
+    shapes = parse_sizes(sizes, "--sizes")
     start = time.perf_counter()
     items = _composites(n, shapes, photos, seed)
     report.notes.append(f"{len(items)} synthetic composites ({sizes}) made in {time.perf_counter() - start:.1f}s; "

@@ -7,11 +7,20 @@ timed interleaved on the same inputs, per image:
 - ``optimized fp32``: :func:`inharmony.inference.optimize` (BatchNorm folded, channels_last, micro-batched);
 - ``optimized bf16``: the same under bf16 autocast;
 - ``compiled bf16`` (``--compile``): also ``torch.compile`` with freezing (compiling costs 25–90 s per model);
-- ``ONNX Runtime fp32``: the model exported by :func:`inharmony.inference.export.export_onnx`.
+- ``ONNX Runtime fp32``: the model exported by :func:`inharmony.inference.export.export_onnx` (by hand, mask only);
+- ``optimized onnxruntime fp32``: ``optimize(backend="onnxruntime")`` (cached export, every output);
+- ``auto → <backend> <precision>``: ``optimize(precision="auto")``, the default fast path on this CPU.
 
-Each row has the median and best time per image, the ratio to eager fp32 and the max and mean difference
-of its mask from eager fp32's. With ``--weights`` (trained weights) and ``--data`` (a synthetic or
-iHarmony4 root with a test split), every contender also scores the test set (AP %, F1, IoU %, the official
+The header gives the CPU's kind (fp32-only, native bf16, AMX; :func:`inharmony.inference.cpu_kind`) and
+what ``auto`` picks; a first section measures the machine's ceiling, a 3×3 conv 64→64 at 224² (torch fp32,
+torch bf16, ONNX Runtime fp32). Each row has the median and best time per image, the ratio to eager fp32,
+the effective GFLOP/s (the model's FLOPs per image over its time) and its share of its own path's conv
+ceiling, and the max and mean difference of its mask from eager fp32's. ``ONEDNN_MAX_CPU_ISA=AVX2
+ATEN_CPU_CAPABILITY=avx2`` measures an fp32-only CPU on a newer one for torch; ONNX Runtime picks its
+kernels by CPUID and cannot be capped, so compare ONNX Runtime rows with ONNX Runtime rows there.
+
+With ``--weights`` (trained weights) and ``--data`` (a synthetic or iHarmony4 root with a test split), every
+contender also scores the test set (AP %, F1, IoU %, the official
 protocol) and the change from eager fp32 is printed: what a precision costs on a trained model. Last, the
 end-to-end :class:`~inharmony.inference.Predictor` latency on one 12-MP JPEG (decode, resize, network,
 mask back to 12 MP), eager fp32 against ``precision="auto"``.
@@ -28,6 +37,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from ._options import PositiveInt, parse_counts, parse_size
 
 NAME = "inference"
 HELP = "Fast path (optimized fp32/bf16, compiled) vs eager and ONNX Runtime, per image, with mask diffs."
@@ -54,15 +65,9 @@ def _synthetic_photo(path: Path, width: int = 4000, height: int = 3000) -> Path:
     return path
 
 
-def _parse_size(text: str, option: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"{option} must be WIDTHxHEIGHT, e.g. 4000x3000; got {text!r}") from None
-    return width, height
-
-
-def _contenders(network: Any, tmp: Path, size: int, threads: int, compile: bool, onnx: bool) -> dict[str, MaskFn]:
+def _contenders(
+    network: Any, tmp: Path, size: int, threads: int, compile: bool, onnx: bool, auto: dict[str, str]
+) -> dict[str, MaskFn]:
     """Name → function from a float batch to its (B, 1, H, W) float32 mask, eager fp32 first."""
     import torch
 
@@ -88,6 +93,9 @@ def _contenders(network: Any, tmp: Path, size: int, threads: int, compile: bool,
             export_onnx(network, tmp / f"model{len(list(tmp.iterdir()))}.onnx", size=size), threads=threads
         )
         fns["ONNX Runtime fp32"] = lambda x: torch.from_numpy(session.run(["mask"], {"image": x.numpy()})[0])
+        fns["optimized onnxruntime fp32"] = wrap(optimize(network, precision="fp32", backend="onnxruntime"))
+    if onnx or auto["backend"] != "onnxruntime":
+        fns[f"auto → {auto['backend']} {auto['precision']}"] = wrap(optimize(network, precision="auto"))
     return fns
 
 
@@ -160,17 +168,17 @@ def _score_test_set(
 
 def run(
     models: list[str] | None = None,
-    size: int = 224,
+    size: PositiveInt = 224,
     batches: str = "1,8",
-    repeats: int = 3,
-    threads: int | None = None,
+    repeats: PositiveInt = 3,
+    threads: PositiveInt | None = None,
     compile: bool = False,
     onnx: bool = True,
     weights: str | None = None,
     trust_checkpoint: bool = False,
     data: str | None = None,
-    eval_size: int | None = None,
-    test_images: int | None = None,
+    eval_size: PositiveInt | None = None,
+    test_images: PositiveInt | None = None,
     photo: str | None = None,
     photo_size: str = "4000x3000",
     json: str | None = None,
@@ -202,13 +210,13 @@ def run(
     """
     import torch
 
-    from ..hub import load
-    from ..inference import Predictor, auto_precision, resize_mask
-    from ..models import create_model
+    from ..inference import Predictor, resize_mask
+    from ..models import create_model, load
+    from ._ceiling import add_throughput, auto_choice, conv_ceiling, model_gflop
     from ._report import BenchReport, environment, time_interleaved
-    from .batch import _ints
 
-    sizes = _ints(batches, "--batches")
+    sizes = parse_counts(batches, "--batches")
+    parse_size(photo_size, "--photo-size")  # checked before any timing, used at the end
     names = models or ["dirl", "rsrnet"]
     if weights is not None and len(names) != 1:
         raise ValueError("--weights belong to one model: name it with --models, e.g. --models dirl_resnet18")
@@ -216,7 +224,14 @@ def run(
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     report = BenchReport(NAME, environment("cpu"))
-    report.results["auto_precision"] = auto_precision("cpu")
+    auto = auto_choice("cpu")
+    report.results["auto"] = auto
+    report.results["auto_precision"] = auto["precision"]
+    report.notes.append(
+        f"CPU kind: {auto['cpu_kind']}; optimize(precision='auto') picks {auto['backend']} {auto['precision']} here"
+        + ("" if onnx or auto["backend"] != "onnxruntime" else " (not timed: --no-onnx)")
+    )
+    ceilings = _ceiling_section(report, conv_ceiling, repeats, onnx)
     first_network = None
     with tempfile.TemporaryDirectory(prefix="inharmony-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -227,14 +242,17 @@ def run(
             else:
                 network = create_model(name, pretrained=False).eval()
             first_network = first_network or network
-            fns = _contenders(network, tmp, size, threads, compile, onnx)
+            fns = _contenders(network, tmp, size, threads, compile, onnx, auto)
+            gflop = model_gflop(network, size)
+            report.results.setdefault("gflop_per_image", {})[name] = gflop
             for b in sizes:
                 x = torch.randn(b, 3, size, size, generator=torch.Generator().manual_seed(b))
                 diffs = _mask_diffs(fns, x)  # also the warm-up (compiles, oneDNN kernels)
                 times = time_interleaved({k: (lambda f=f, x=x: f(x)) for k, f in fns.items()}, repeats, warmup=0)
                 section = report.section(f"{name} {size}² batch {b}", baseline="eager fp32", per="/img")
                 for key, values in times.items():
-                    section.add(key, [t / b for t in values], **diffs[key])
+                    row = section.add(key, [t / b for t in values], **diffs[key])
+                    add_throughput(row.extra, key, gflop, row.median_s, ceilings)
             if data is not None:
                 scores = _score_test_set(fns, network, data, eval_size or size, test_images)
                 report.results.setdefault("test_set", {})[name] = scores
@@ -253,12 +271,16 @@ def run(
             del fns
 
         # End to end on one big photo: the first model, eager fp32 vs precision="auto".
-        width, height = _parse_size(photo_size, "--photo-size")
+        width, height = parse_size(photo_size, "--photo-size")
         image_path = Path(photo) if photo else _synthetic_photo(tmp / "photo.jpg", width, height)
         eager = Predictor(first_network, size=size, device="cpu", batch_size=1)
-        fast = Predictor(first_network, size=size, device="cpu", batch_size=1, precision="auto")
+        backend = "auto" if onnx else "torch"
+        fast = Predictor(first_network, size=size, device="cpu", batch_size=1, precision="auto", backend=backend)
         times = time_interleaved(
-            {"eager fp32": lambda: eager(image_path), f"precision=auto ({fast.precision})": lambda: fast(image_path)},
+            {
+                "eager fp32": lambda: eager(image_path),
+                f"precision=auto ({fast.backend} {fast.precision})": lambda: fast(image_path),
+            },
             repeats,
         )
         tensor, (full_h, full_w) = eager.preprocess(image_path)
@@ -274,7 +296,7 @@ def run(
             {
                 "decode + resize + normalise": lambda: eager.preprocess(image_path),
                 "network, eager fp32": lambda: eager.forward_batch(tensor[None]),
-                f"network, {fast.precision} optimized": lambda: fast.forward_batch(tensor[None]),
+                f"network, {fast.backend} {fast.precision} optimized": lambda: fast.forward_batch(tensor[None]),
                 f"mask back to {full_w}×{full_h}": lambda: resize_mask(prob, full_h, full_w),
             },
             repeats,
@@ -283,3 +305,18 @@ def run(
         for key, values in parts.items():
             section.add(key, values)
     return report.finish(json)
+
+
+def _ceiling_section(report: Any, conv_ceiling: Callable[..., dict[str, float]], repeats: int, onnx: bool) -> dict:
+    """Measure the conv ceiling, add its section and results; the GFLOP/s per path."""
+    from ..inference import bf16_is_fast
+    from ._ceiling import CONV_GFLOP
+
+    ceilings = conv_ceiling(repeats, onnx=onnx, bf16=True)
+    report.results["conv_ceiling_gflops"] = ceilings
+    section = report.section(f"machine ceiling: 3×3 conv 64→64 at 224², batch 1 ({CONV_GFLOP:.2f} GFLOP)", unit="ms")
+    for name, rate in ceilings.items():
+        section.add(f"conv {name}", [CONV_GFLOP / rate], **{"GFLOP/s": rate})
+    if not bf16_is_fast("cpu"):
+        section.notes.append("bf16 is emulated on this CPU (fp32-only kind): its figure is not a ceiling")
+    return ceilings

@@ -24,6 +24,7 @@ import resource
 import time
 from typing import Any, Literal
 
+from ._options import NonNegativeInt, PositiveInt, parse_counts
 from ._report import BenchReport, environment, time_interleaved
 
 NAME = "metrics"
@@ -74,10 +75,6 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def _ints(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
-
-
 def _stream(size: int, batch_size: int, total: int, protocol: str) -> dict[str, Any]:
     """Stream ``total`` images through the metrics; peak RSS along the way, update time, state size."""
     from ..metrics import localization_metrics
@@ -115,13 +112,13 @@ def _stream(size: int, batch_size: int, total: int, protocol: str) -> dict[str, 
 
 
 def run(
-    size: int = 224,
+    size: PositiveInt = 224,
     update_sizes: str = "1,25,200",
-    images: int = 200,
+    images: PositiveInt = 200,
     threads: str = "1",
-    repeats: int = 5,
-    stream_images: int = 7237,
-    stream_batch_size: int = 32,
+    repeats: PositiveInt = 5,
+    stream_images: NonNegativeInt = 7237,
+    stream_batch_size: PositiveInt = 32,
     protocol: Literal["official", "raw"] = "official",
     json: str | None = None,
 ) -> int:
@@ -156,7 +153,7 @@ def run(
     except ImportError:
         print("inharmony bench metrics compares against scikit-learn: pip install scikit-learn")
         return 2
-    thread_counts = _ints(threads) or [torch.get_num_threads()]
+    thread_counts = parse_counts(threads, "--threads") if str(threads).strip() else [torch.get_num_threads()]
     torch.set_num_threads(thread_counts[0])
     report = BenchReport(NAME, environment("cpu"))
     report.env["threads"] = thread_counts[0] if len(thread_counts) == 1 else ",".join(map(str, thread_counts))
@@ -167,7 +164,7 @@ def run(
     preds, target = _batch(images, size, seed=1)
     for n_threads in thread_counts:
         torch.set_num_threads(n_threads)
-        for update in _ints(update_sizes):
+        for update in parse_counts(update_sizes, "--update-sizes"):
             batches = [(preds[i : i + update], target[i : i + update]) for i in range(0, images, update)]
             results: dict[str, dict[str, float]] = {}
 

@@ -6,6 +6,8 @@ import statistics
 import time
 from typing import Any
 
+from ._options import PositiveInt
+
 NAME = "model"
 HELP = "Parameter count, FLOPs (torch.utils.flop_counter) and eager inference latency per model."
 SMOKE_ARGS = ["--model", "unet", "--size", "32", "--repeats", "1"]
@@ -49,11 +51,11 @@ def measure(name: str, size: int, batch_size: int, repeats: int, device: str) ->
 
 def run(
     model: list[str] | None = None,
-    size: int = 224,
-    batch_size: int = 1,
-    repeats: int = 10,
+    size: PositiveInt = 224,
+    batch_size: PositiveInt = 1,
+    repeats: PositiveInt = 10,
     device: str = "cpu",
-    threads: int | None = None,
+    threads: PositiveInt | None = None,
     json: str | None = None,
 ) -> int:
     """Parameter count, FLOPs (torch.utils.flop_counter) and eager inference latency per model.

@@ -1,12 +1,20 @@
-"""README's Performance section, generated from ``inharmony bench`` JSON reports; and running every mode.
+"""The Benchmarks page (docs/benchmarks.md), generated from ``inharmony bench`` JSON reports; and running every mode.
 
 ``inharmony bench all --out bench-results --preset full`` runs every bench mode (each in its own
 process, so that thread settings and peak memory do not leak from one to the next) and writes
-``bench-results/MODE.json``; ``inharmony bench report --json-dir bench-results --readme README.md``
+``bench-results/MODE.json``; ``inharmony bench report --json-dir bench-results --page docs/benchmarks.md``
 renders those reports as Markdown tables (one per section: contender, median, best, ratio to the
-baseline, extra columns; a header line per mode naming the device, threads, torch, load average, date
-and the exact command) and replaces the text between ``<!-- bench:start -->`` and
-``<!-- bench:end -->`` in README.md, atomically.
+baseline, extra columns; a header line per mode naming the device, CPU flags, threads, torch, load average,
+date and the exact command) and writes them into the page, atomically, in the section of the machine they
+were measured on.
+
+A page keeps one section per kind of machine, between ``<!-- bench:LABEL:start -->`` and
+``<!-- bench:LABEL:end -->``, where LABEL says what decides the figures: the device, and for a CPU its widest
+matrix instructions and its core count (``cpu-avx512_bf16-2cpu``, ``cpu-avx2-16cpu``), for a GPU its name
+(:func:`machine_label`; ``--machine`` names it yourself). A report from a machine the page has no section for
+adds one just before ``<!-- bench:machines -->``; the other machines' sections are left as they are. A page
+with the single pair ``<!-- bench:start -->`` / ``<!-- bench:end -->`` (and no ``--machine``) has that pair
+replaced instead, as README's Performance section once was.
 
 Example:
     >>> report = {"schema": 1, "mode": "demo", "env": {"device": "cpu", "threads": 1, "torch": "2.5",
@@ -16,11 +24,14 @@ Example:
     ...                                         "repeats": 1, "extra": {}, "ratio": 1.0}], "notes": []}]}
     >>> print(render_markdown([report]).splitlines()[6])
     | contender | median (ms) | best (ms) | vs python |
+    >>> machine_label([report])
+    'cpu-2cpu'
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -30,12 +41,31 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import DataError, InharmonyError
+from ._options import PositiveFloat
 from ._report import _UNIT_SCALE, SCHEMA_VERSION
 
-__all__ = ["MARKER_END", "MARKER_START", "load_reports", "render_markdown", "replace_section", "report", "run_all"]
+__all__ = [
+    "MACHINES_ANCHOR",
+    "MARKER_END",
+    "MARKER_START",
+    "load_reports",
+    "machine_label",
+    "machine_markers",
+    "render_markdown",
+    "replace_machine_section",
+    "replace_section",
+    "report",
+    "run_all",
+]
 
 MARKER_START = "<!-- bench:start -->"
 MARKER_END = "<!-- bench:end -->"
+MACHINES_ANCHOR = "<!-- bench:machines -->"
+"""Where a page takes the section of a machine it has none for (inserted just before this line)."""
+
+# The CPU features that decide which fast kernels exist, widest first: a CPU's kind is the first it has.
+_CPU_KINDS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")
+_LABEL = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -93,7 +123,8 @@ def _header(data: dict[str, Any]) -> str:
     parts = [
         machine,
         f"{env.get('threads', '?')} torch threads on {env.get('cpu_count', '?')} CPUs"
-        + (f" [{flags}]" if flags else ""),
+        + (f" [{flags}]" if flags else "")
+        + (f" (CPU kind {env['cpu_kind']})" if env.get("cpu_kind") else ""),
         f"torch {env.get('torch', '?')}",
         f"load average {_load(env.get('load_start'))} → {_load(env.get('load_end'))}",
     ]
@@ -130,7 +161,7 @@ def _section_table(section: dict[str, Any]) -> list[str]:
 
 
 def render_markdown(reports: Sequence[dict[str, Any]], command: str | None = None) -> str:
-    """Markdown for README's Performance section from bench reports (as ``BenchReport.to_dict`` writes them).
+    """Markdown tables of bench reports (as ``BenchReport.to_dict`` writes them), one heading per mode.
 
     Args:
         reports: The reports, one per mode, in the order to show them.
@@ -165,7 +196,7 @@ def replace_section(text: str, body: str) -> str:
     if starts != 1 or ends != 1:
         raise InharmonyError(
             f"expected exactly one {MARKER_START} and one {MARKER_END} marker, found {starts} and {ends}; "
-            "put them where the Performance tables belong"
+            "put them where the tables belong (or give --machine and use a machine's section)"
         )
     head, rest = text.split(MARKER_START)
     middle, tail = rest.split(MARKER_END) if MARKER_END in rest else (None, None)
@@ -174,41 +205,142 @@ def replace_section(text: str, body: str) -> str:
     return f"{head}{MARKER_START}\n{body.strip()}\n{MARKER_END}{tail}"
 
 
-def report(json_dir: str = "bench-results", readme: str | None = None, out: str | None = None) -> int:
-    """Render bench JSON reports as Markdown tables; replace README's section between the bench markers.
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9_.]+", "-", text.lower()).strip("-") or "unknown"
 
-    Reads every ``*.json`` report in ``--json-dir`` (as ``inharmony bench MODE --json`` or
-    ``inharmony bench all`` write them). With ``--readme`` the text between ``<!-- bench:start -->`` and
-    ``<!-- bench:end -->`` in that file is replaced (atomically; an error if the markers are missing);
-    with ``--out`` the Markdown is written there; with neither it is printed.
+
+def _machine_of(env: dict[str, Any]) -> str:
+    device = str(env.get("device", "?"))
+    if device != "cpu":
+        return _slug(f"{device.split(':')[0]}-{env.get('gpu') or 'unknown'}")
+    flags = set(env.get("cpu_flags") or [])
+    kind = next((flag for flag in _CPU_KINDS if flag in flags), None)
+    if env.get("cpu_kind") == "fp32-only" and kind in ("amx_bf16", "avx512_bf16"):
+        kind += "-as-fp32-only"  # torch capped to AVX2 (ONEDNN_MAX_CPU_ISA): measured as an fp32-only CPU
+    return _slug("-".join(["cpu", *([kind] if kind else []), f"{env.get('cpu_count', '?')}cpu"]))
+
+
+def machine_label(reports: Sequence[dict[str, Any]]) -> str:
+    """The kind of machine the reports were measured on, as a page's section label.
+
+    ``cpu-<widest of amx_bf16/avx512_bf16/avx512f/avx2>-<N>cpu`` for a CPU, ``cuda-<gpu name>`` for a GPU.
+
+    Raises:
+        DataError: the reports come from different kinds of machine (render them from separate folders).
+    """
+    labels = sorted({_machine_of(r.get("env", {})) for r in reports})
+    if len(labels) != 1:
+        raise DataError(
+            f"the reports come from {len(labels)} kinds of machine ({', '.join(labels)}); put each machine's "
+            "reports in a folder of their own, or name the section with --machine"
+        )
+    return labels[0]
+
+
+def machine_markers(label: str) -> tuple[str, str]:
+    """``(start, end)`` markers of machine ``label``'s section in a page."""
+    return f"<!-- bench:{label}:start -->", f"<!-- bench:{label}:end -->"
+
+
+def _machine_title(reports: Sequence[dict[str, Any]], label: str) -> str:
+    env = reports[0].get("env", {}) if reports else {}
+    where = env.get("gpu") or env.get("cpu") or ""
+    flags = ",".join(env.get("cpu_flags") or [])
+    return (
+        f"`{label}`: {env.get('device', '?')}" + (f" ({where})" if where else "")
+        + f", {env.get('cpu_count', '?')} CPUs" + (f" [{flags}]" if flags else "")
+    )  # fmt: skip
+
+
+def replace_machine_section(text: str, body: str, label: str, title: str | None = None) -> str:
+    """``text`` with machine ``label``'s section replaced by ``body``, or added before :data:`MACHINES_ANCHOR`.
 
     Args:
-        json_dir: Folder of bench JSON reports.
-        readme: Markdown file whose marked section is replaced (e.g. ``README.md``).
+        text: The page.
+        body: The new Markdown of the section (without markers).
+        label: The section's machine label (lower-case letters, digits, ``_ . -``).
+        title: Heading of a new section (default: the label).
+
+    Raises:
+        InharmonyError: a bad label, markers missing, repeated or out of order, or no section and no anchor.
+    """
+    if not _LABEL.match(label):
+        raise InharmonyError(f"machine label {label!r}: use lower-case letters, digits, '_', '.' and '-'")
+    start, end = machine_markers(label)
+    starts, ends = text.count(start), text.count(end)
+    if starts == ends == 1:
+        head, rest = text.split(start)
+        if end not in rest:
+            raise InharmonyError(f"{end} comes before {start}")
+        _, tail = rest.split(end)
+        return f"{head}{start}\n{body.strip()}\n{end}{tail}"
+    if starts or ends:
+        raise InharmonyError(f"expected one {start} and one {end} marker, found {starts} and {ends}")
+    if text.count(MACHINES_ANCHOR) != 1:
+        raise InharmonyError(
+            f"no section for machine {label!r} ({start} ... {end}) and no single {MACHINES_ANCHOR} line to add "
+            "one before; put the anchor where new machines' sections belong"
+        )
+    section = f"### {title or label}\n\n{start}\n{body.strip()}\n{end}\n\n"
+    return text.replace(MACHINES_ANCHOR, section + MACHINES_ANCHOR)
+
+
+def report(
+    json_dir: str = "bench-results",
+    page: str | None = None,
+    out: str | None = None,
+    machine: str | None = None,
+    readme: str | None = None,
+) -> int:
+    """Render bench JSON reports as Markdown tables and write them into a page's section for their machine.
+
+    Reads every ``*.json`` report in ``--json-dir`` (as ``inharmony bench MODE --json`` or ``inharmony bench
+    all`` write them). With ``--page`` the tables replace the section of the machine they were measured on
+    (between ``<!-- bench:LABEL:start -->`` and ``<!-- bench:LABEL:end -->``), or are added as a new section
+    before the page's ``<!-- bench:machines -->`` line; other machines' sections stay. A page with the single
+    pair ``<!-- bench:start -->`` / ``<!-- bench:end -->`` and no ``--machine`` has that pair replaced. The
+    page is written atomically; with ``--out`` the Markdown is written there; with neither it is printed.
+
+    Args:
+        json_dir: Folder of bench JSON reports, all from one kind of machine.
+        page: Markdown page to update, e.g. ``docs/benchmarks.md``.
         out: Write the Markdown to this file instead.
+        machine: Section label (default: derived from the reports, e.g. ``cpu-avx512_bf16-2cpu``).
+        readme: Older name of ``--page``.
 
     Example:
-        inharmony bench report --json-dir bench-results --readme README.md
+        inharmony bench report --json-dir bench-results --page docs/benchmarks.md
     """
     from ..files import atomic_write_bytes
 
+    if readme and page and readme != page:
+        raise InharmonyError("--readme is the older name of --page: give one of them")
+    page = page or readme
     reports = load_reports(json_dir)
     command = "inharmony bench report " + shlex.join(
-        ["--json-dir", json_dir, *(["--readme", readme] if readme else []), *(["--out", out] if out else [])]
-    )
+        ["--json-dir", json_dir, *(["--page", page] if page else []), *(["--out", out] if out else []),
+         *(["--machine", machine] if machine else [])]
+    )  # fmt: skip
     body = render_markdown(reports, command)
-    if readme:
-        path = Path(readme)
+    if page:
+        path = Path(page)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
-            raise DataError(f"cannot read --readme {path}: {err}") from err
-        atomic_write_bytes(path, replace_section(text, body).encode("utf-8"))
-        print(f"replaced the bench section of {path} ({len(reports)} reports: {', '.join(r['mode'] for r in reports)})")
+            raise DataError(f"cannot read --page {path}: {err}") from err
+        modes = ", ".join(r["mode"] for r in reports)
+        if machine is None and MARKER_START in text and not re.search(r"<!-- bench:[^ ]+:start -->", text):
+            atomic_write_bytes(path, replace_section(text, body).encode("utf-8"))
+            print(f"replaced the bench section of {path} ({len(reports)} reports: {modes})")
+        else:
+            label = machine or machine_label(reports)
+            new = replace_machine_section(text, body, label, _machine_title(reports, label))
+            atomic_write_bytes(path, new.encode("utf-8"))
+            print(f"wrote the {label} section of {path} ({len(reports)} reports: {modes})")
     if out:
         atomic_write_bytes(out, body.encode("utf-8"))
         print(f"wrote {out}")
-    if not readme and not out:
+    if not page and not out:
         print(body, end="")
     return 0
 
@@ -231,14 +363,14 @@ def run_all(
     preset: Literal["smoke", "quick", "full"] = "full",
     only: list[str] | None = None,
     skip: list[str] | None = None,
-    timeout: float = 3600.0,
+    timeout: PositiveFloat = 3600.0,
 ) -> int:
     """Run every bench mode with a preset, each in its own process, writing ``OUT/MODE.json``.
 
-    Presets: ``full`` (each mode's defaults, or its ``FULL_ARGS``: the figures for README), ``quick``
+    Presets: ``full`` (each mode's defaults, or its ``FULL_ARGS``: the figures for the docs), ``quick``
     (a mode's ``QUICK_ARGS``, else its defaults) and ``smoke`` (its ``SMOKE_ARGS``: seconds, for CI).
-    The command line of each run is stored in its report (``env.command``) so that README names it.
-    Then: ``inharmony bench report --json-dir OUT --readme README.md``.
+    The command line of each run is stored in its report (``env.command``) so that the page names it.
+    Then: ``inharmony bench report --json-dir OUT --page docs/benchmarks.md``.
 
     Args:
         out: Folder for the JSON reports (created).

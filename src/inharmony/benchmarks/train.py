@@ -35,6 +35,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+from ._options import PositiveInt
 from ._report import BenchReport, environment, time_interleaved
 
 NAME = "train"
@@ -153,11 +154,11 @@ def _peak_cuda_bytes(step: Callable[[], Any], device: str) -> int:
 
 def run(
     model: list[str] | None = None,
-    size: int = 224,
-    batch_size: int = 8,
-    repeats: int = 3,
+    size: PositiveInt = 224,
+    batch_size: PositiveInt = 8,
+    repeats: PositiveInt = 3,
     device: str = "cpu",
-    threads: int | None = None,
+    threads: PositiveInt | None = None,
     contender: list[str] | None = None,
     compile: bool = False,
     json: str | None = None,
