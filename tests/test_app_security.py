@@ -244,5 +244,7 @@ def test_cli_passes_weights_roots_and_defaults_to_none(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(inharmony.app.page, "build_app", recorder)
     assert main(["app", "--weights", "untrained"]) == 2
-    assert main(["app", "--weights", "untrained", "--weights-root", str(tmp_path), "--weights-root", "/srv/w"]) == 2
-    assert list(seen[0]["weights_roots"]) == [] and list(seen[1]["weights_roots"]) == [str(tmp_path), "/srv/w"]
+    second = tmp_path / "more"
+    second.mkdir()
+    assert main(["app", "--weights", "untrained", "--weights-root", str(tmp_path), "--weights-root", str(second)]) == 2
+    assert list(seen[0]["weights_roots"]) == [] and list(seen[1]["weights_roots"]) == [str(tmp_path), str(second)]

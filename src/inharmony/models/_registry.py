@@ -154,6 +154,10 @@ def register_model(
         >>> @register_model(pretrained_cfgs=[PretrainedCfg("tiny_net", paper="...")])
         ... def tiny_net(**kwargs):
         ...     return nn.Conv2d(3, 1, 1)
+        >>> "tiny_net" in list_models()
+        True
+        >>> for table in (_ENTRYPOINTS, _PRETRAINED_CFGS, _DEFAULT_TAGS, _ARG_BOUNDS):  # undo, for the other examples
+        ...     _ = table.pop("tiny_net")
     """
 
     def decorate(func: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
