@@ -195,6 +195,24 @@ def test_band_wise_transform_keeps_the_dtype_and_batches() -> None:
     assert half.dtype == torch.float16
 
 
+def test_transform_outside_the_regions_box_is_the_input_exactly() -> None:
+    """Only the box around the region is computed: two images with boxes apart, and an empty mask."""
+    gen = torch.Generator().manual_seed(17)
+    params = torch.randn(2, 12, 8, 8, generator=gen)
+    image = torch.rand(2, 3, 40, 56, generator=gen)
+    mask = torch.zeros(2, 1, 40, 56)
+    mask[0, :, 3:9, 5:12] = torch.rand(6, 7, generator=gen)
+    mask[1, :, 30:37, 40:50] = 1.0
+    got = apply_color_transform(image, mask, params, band_pixels=64)
+    for i in range(2):
+        assert torch.allclose(got[i], full_resolution(image[i], mask[i], params[i : i + 1]), atol=TOL)
+    outside = (mask == 0).expand_as(image)
+    assert torch.equal(got[outside], image[outside])
+    assert not torch.allclose(got, image)  # the regions did change
+    empty = apply_color_transform(image, torch.zeros_like(mask), params)
+    assert torch.equal(empty, image) and empty.data_ptr() != image.data_ptr()
+
+
 def test_gradients_reach_every_parameter_through_the_bands() -> None:
     torch.manual_seed(0)
     net = PCTNet(depth=1, lowres_size=16, band_pixels=40).train()

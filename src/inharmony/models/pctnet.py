@@ -190,6 +190,7 @@ def apply_color_transform(
     The parameter map is resized to ``image``'s size as libcom resizes it (bicubic, ``align_corners=True``):
     along the height once for the whole image (12 × H × w values: small), then along the width one band of
     rows at a time, so no full-size copy of the 12 parameters (or of the image in float64) is ever made.
+    Only the box around the region (``mask > 0``) is computed; elsewhere the output is the input.
 
     Args:
         image: ``(B, 3, H, W)`` RGB in [0, 1].
@@ -207,18 +208,42 @@ def apply_color_transform(
         True
     """
     b, _, h, w = image.shape
+    # Only the box around the region is computed: outside it mask = 0 and the output is the input, exactly.
+    out = image.clone()
+    if image.device.type == "meta" or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        top0, bottom0, left, right = 0, h, 0, w  # no data to look at: the whole image (same result)
+    else:
+        inside = (mask[:, 0] > 0).any(dim=0)
+        rows_in, cols_in = inside.any(dim=1).nonzero(), inside.any(dim=0).nonzero()
+        if not len(rows_in):
+            return out
+        top0, bottom0 = int(rows_in[0]), int(rows_in[-1]) + 1
+        left, right = int(cols_in[0]), int(cols_in[-1]) + 1
     # Resizing along one axis to its own size is an exact copy: this is the 2-D resize, split.
     columns = F.interpolate(params.float(), size=(h, params.shape[-1]), mode="bicubic", align_corners=True)
-    out = torch.empty_like(image)
-    rows = max(1, band_pixels // (b * w))
-    for top in range(0, h, rows):
-        bottom = min(h, top + rows)
-        p = F.interpolate(columns[:, :, top:bottom], size=(bottom - top, w), mode="bicubic", align_corners=True)
-        x = image[:, :, top:bottom].float()
-        m = mask[:, :, top:bottom].float()
-        y = (p[:, :9].unflatten(1, (3, 3)) * x.unsqueeze(1)).sum(dim=2) + p[:, 9:]
-        out[:, :, top:bottom] = (y.clamp(0, 1) * m + x * (1 - m)).to(out.dtype)
+    # The width pass is linear: a matmul with the resize of the identity (each row: one input column's
+    # weights at every output column). upsample_bicubic2d would compute 16 taps per value where 4 differ
+    # from zero; the matmul is several times faster on a 12-MP photo and equal to float rounding.
+    widen = _resize_matrix(params.shape[-1], w, columns.device)[:, left:right]
+    by_row = columns.permute(2, 0, 1, 3).contiguous()  # (h, B, 12, w): a band is one (rows·B·12, w) matrix
+    width = right - left
+    rows = max(1, band_pixels // (b * width))
+    for top in range(top0, bottom0, rows):
+        bottom = min(bottom0, top + rows)
+        p = torch.mm(by_row[top:bottom].flatten(0, 2), widen).view(bottom - top, b, NUM_PARAMS, width)
+        x = image[:, :, top:bottom, left:right].permute(2, 0, 1, 3).float()  # (rows, B, 3, W), like p
+        m = mask[:, :, top:bottom, left:right].permute(2, 0, 1, 3).float()
+        y = p[:, :, 9:].clone()  # b, then += M[i, j] x_j: no (rows, B, 3, 3, W) temporary
+        for j in range(3):
+            y.addcmul_(p[:, :, j:9:3], x[:, :, j : j + 1])
+        out[:, :, top:bottom, left:right] = torch.lerp(x, y.clamp_(0, 1), m).permute(1, 2, 0, 3).to(out.dtype)
     return out
+
+
+def _resize_matrix(size_in: int, size_out: int, device: torch.device) -> torch.Tensor:
+    """``(size_in, size_out)``: row ``k`` is the bicubic (``align_corners=True``) resize of the ``k``-th unit vector."""
+    identity = torch.eye(size_in, device=device).view(1, size_in, 1, size_in)
+    return F.interpolate(identity, size=(1, size_out), mode="bicubic", align_corners=True).view(size_in, size_out)
 
 
 def _check_pair(image: object, mask: object, image_name: str, mask_name: str) -> None:
@@ -341,11 +366,16 @@ ARG_BOUNDS = {
             license="apache-2.0",
             size_multiple=1,
             task="harmonization",
+            # The authors' own evaluation of PCT-Net ViT (rakutentech/PCT-Net-Image-Harmonization,
+            # evaluation/evaluation.ipynb): iHarmony4 test, all four subsets, full resolution (HAdobe5k
+            # resized to at most 1024 px), 8-bit MSE and fMSE, PSNR in dB.
+            metrics={"mse": 18.84, "psnr": 39.29, "fmse": 237.49},
             notes=(
                 "Weights: PCT-Net (ViT, affine transform) as the libcom toolbox publishes them (PCTNet.pth; "
                 "repository tagged Apache-2.0), trained on iHarmony4. Composite RGB in [0, 1] (not normalised) + "
                 "foreground mask, at any size: the network sees a 256x256 copy, the colour transform is applied "
-                "at full resolution."
+                "at full resolution. Reference scores: the authors' evaluation on the iHarmony4 test set at "
+                "full resolution (HAdobe5k at most 1024 px)."
             ),
         )
     ],
