@@ -16,6 +16,7 @@ foreground fraction. Images are 64–96 px; masks are 8-bit single-channel PNGs 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,11 @@ import numpy as np
 import pytest
 
 SUBSETS = ("HCOCO", "HAdobe5k", "HFlickr", "Hday2night")
+
+# precision="auto" (the CLI and app default) runs ONNX Runtime on fp32-only CPUs, exporting new weights
+# first (~15-25 s each): the suite makes hundreds of fresh random-weight models, so it keeps torch there.
+# tests/test_onnx_backend.py clears this to check the rule itself.
+os.environ.setdefault("INHARMONY_AUTO_BACKEND", "torch")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -161,17 +161,18 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def box_localizer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every localizer the pipeline builds is the box (the CLI names madisnet: no download)."""
+def box_localizer(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """Every localizer the pipeline builds is the box (the CLI names madisnet: no download); the precisions asked."""
     import inharmony.inference.harmonizer as module
 
-    monkeypatch.setattr(
-        module,
-        "resolve_localizer",
-        lambda spec, weights=None, device=None, batch_size=4: Predictor(
-            BoxLocalizer(), size=32, device="cpu", batch_size=batch_size
-        ),
-    )
+    asked: list[str | None] = []
+
+    def build(spec, weights=None, device=None, batch_size=4, precision=None):
+        asked.append(precision)
+        return Predictor(BoxLocalizer(), size=32, device="cpu", batch_size=batch_size)
+
+    monkeypatch.setattr(module, "resolve_localizer", build)
+    return asked
 
 
 def fix(files: dict[str, Path], *args: str) -> int:
@@ -182,6 +183,7 @@ def fix(files: dict[str, Path], *args: str) -> int:
 def test_fix_a_folder_writes_scores_and_never_overwrites(files, box_localizer, tmp_path, capsys) -> None:
     out = tmp_path / "out"
     assert fix(files, str(files["photos"]), "--out", str(out), "--batch-size", "2") == 1  # broken.jpg skipped
+    assert box_localizer == ["auto"]  # the localizer runs the fast path by default
     captured = capsys.readouterr()
     assert "broken.jpg" in captured.err and "skipped" in captured.err
     lines = [line for line in captured.out.splitlines() if "harmony" in line]

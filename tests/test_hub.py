@@ -137,6 +137,14 @@ def test_model_card_reference_scores_for_the_paper_model(tmp_path):
     assert "license: cc-by-nc-4.0" in card
 
 
+def test_model_card_reference_scores_for_pctnet(tmp_path):
+    model = inharmony.create_model("pctnet", depth=1, lowres_size=32).eval()
+    card = (hub.save_pretrained(model, tmp_path / "pct", model_kwargs={"depth": 1, "lowres_size": 32}) / "README.md")
+    text = card.read_text()
+    assert "(iHarmony4 test): MSE 18.84, PSNR 39.29, fMSE 237.49" in text
+    assert "AP" not in text.split("## Results")[1].split("## How to load")[0]
+
+
 def test_saving_again_replaces_the_card(tiny, tmp_path):
     folder = hub.save_pretrained(tiny, tmp_path / "m", model_kwargs=TINY, metrics={"ap": 0.5})
     hub.save_pretrained(tiny, folder, model_kwargs=TINY, metrics={"ap": 0.6})

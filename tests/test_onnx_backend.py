@@ -130,6 +130,25 @@ def test_a_stale_cache_file_is_exported_again(cache):
         assert (fast(x)["mask"] - net(x)["mask"]).abs().max() < 1e-5
 
 
+@pytest.fixture(autouse=True)
+def _auto_rule(monkeypatch):
+    """conftest keeps the suite on torch (INHARMONY_AUTO_BACKEND=torch); these tests check the rule itself."""
+    monkeypatch.delenv("INHARMONY_AUTO_BACKEND", raising=False)
+
+
+def test_the_environment_overrides_the_auto_backend(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_kind", lambda: "fp32-only")
+    monkeypatch.setenv("INHARMONY_AUTO_BACKEND", "torch")
+    assert auto_backend("cpu") == "torch"
+    assert optimize(_tiny(), precision="auto").backend == "torch"
+    monkeypatch.setattr(precision, "cpu_kind", lambda: "native bf16")
+    monkeypatch.setenv("INHARMONY_AUTO_BACKEND", " ONNXRuntime ")
+    assert auto_backend("cpu") == "onnxruntime" and auto_backend("cuda") == "torch"
+    monkeypatch.setenv("INHARMONY_AUTO_BACKEND", "tensorrt")
+    with pytest.raises(ValueError, match=r"INHARMONY_AUTO_BACKEND='tensorrt': expected one of torch, onnxruntime"):
+        auto_backend("cpu")
+
+
 def test_without_onnxruntime(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now fails
     with pytest.raises(

@@ -134,3 +134,20 @@ def test_lightning_options_are_handed_to_lightning_cli(monkeypatch):
     assert seen["call"] == ("predict", argv)
     assert main(["predict", "--data.root=/data", "--trainer.accelerator", "cpu"]) == 0
     assert seen["call"][1] == ["--data.root=/data", "--trainer.accelerator", "cpu"]
+
+
+def test_predict_runs_the_fast_path_auto_picks(photos, weights, tmp_path, monkeypatch):
+    """No --precision: the masks come from optimize(precision="auto") (what this CPU runs fastest)."""
+    import inharmony.inference as inference
+
+    built = []
+
+    class Recording(Predictor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append((kwargs.get("precision"), self.precision, self.backend))
+
+    monkeypatch.setattr(inference, "Predictor", Recording)
+    assert _run([str(photos / "a.jpg"), "--out", str(tmp_path / "o")], weights[0]) == EXIT_OK
+    expected = inference.auto_precision("cpu")
+    assert built == [("auto", expected, "torch")]  # conftest keeps "auto" on torch (no ONNX export per test)

@@ -124,7 +124,7 @@ def build_app(
     *,
     predictor: Predictor | None = None,
     device: str | None = None,
-    precision: str | None = "fp32",
+    precision: str | None = "auto",
     max_pixels: int = images.MAX_PIXELS,
     harmonizer: Any = "pctnet",
     harmonizer_weights: str | None = None,
@@ -146,8 +146,9 @@ def build_app(
         predictor: A ready :class:`~inharmony.inference.Predictor` to use for ``model`` instead of loading
             one (tests pass a small random-weight model).
         device: ``"cpu"``, ``"cuda"`` ... (default: CUDA if available).
-        precision: The inference fast path (:func:`inharmony.inference.optimize`): ``"fp32"`` (BatchNorm
-            folded, within 1e-5 of eager), ``"bf16"``, ``"fp16"`` (CUDA) or ``None`` (eager).
+        precision: The inference fast path (:func:`inharmony.inference.optimize`): ``"auto"`` (the fastest on
+            the device), ``"fp32"`` (BatchNorm folded, within 1e-5 of eager), ``"bf16"``, ``"fp16"`` (CUDA) or
+            ``None`` (eager).
         max_pixels: Photos with more pixels are downscaled to this many (the page says so).
         harmonizer: The harmonizer behind the "Fix the region" button: a name (``"pctnet"``, full resolution, the
             default; ``"s2am"``), a ready :class:`inharmony.inference.harmonizer.Harmonizer`, or ``None`` for no

@@ -15,7 +15,7 @@ def app(
     host: str = "127.0.0.1",
     port: int = 7860,
     device: str | None = None,
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32",
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto",
     max_pixels: int = 16_000_000,
     harmonizer_weights: str | None = None,
     max_file_size: str = "200mb",
@@ -35,8 +35,9 @@ def app(
         host: Address to listen on (``127.0.0.1``: this machine only).
         port: Port to listen on.
         device: ``cpu``, ``cuda`` ... (default: cuda if available).
-        precision: Inference fast path: ``fp32`` (BatchNorm folded, within 1e-5 of eager), ``bf16``
-            (faster on CPUs with AVX512-BF16/AMX; masks move by a few hundredths) or ``fp16`` (CUDA).
+        precision: Inference fast path: ``auto`` (default: the fastest on this device, see
+            :func:`inharmony.inference.auto_backend`), ``fp32`` (BatchNorm folded, within 1e-5 of eager),
+            ``bf16`` (faster on CPUs with AVX512-BF16/AMX; masks move by a few hundredths) or ``fp16`` (CUDA).
         max_pixels: Photos with more pixels are downscaled to this many before the model sees them.
         harmonizer_weights: Weights of the harmonizer (PCTNet) behind the "Fix the region" button (default: published).
         max_file_size: Largest upload Gradio accepts (e.g. ``200mb``).

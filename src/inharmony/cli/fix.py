@@ -25,7 +25,7 @@ from __future__ import annotations
 import json as json_module
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .exit_codes import EXIT_OK, EXIT_PARTIAL, error, warn
 from .harmonize import run_harmonizer
@@ -46,6 +46,7 @@ def fix_images(
     scorer_weights: str | None = None,
     threshold: float = 0.5,
     device: str | None = None,
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto",
     batch_size: int = 4,
     panel: bool = True,
     json: bool = False,
@@ -71,6 +72,9 @@ def fix_images(
         scorer_weights: Its weights (libcom's ``BargainNet.pth`` ...); default: the published ones.
         threshold: Probability where the predicted region begins (the soft mask ramps around it), in (0, 1).
         device: ``cpu``, ``cuda``, ``cuda:1`` ... (default: cuda if available).
+        precision: The localizer's fast path: ``auto`` (default: the fastest on this device, see
+            :func:`inharmony.inference.auto_backend`), ``fp32``, ``bf16`` or ``fp16`` (CUDA); the harmonizer
+            and the scorer run in float32.
         batch_size: Photos the localizer reads and runs together.
         panel: Also write the before/after panel (``--no-panel``: fixed photo and mask only).
         json: Print one JSON report on stdout instead of a line per photo.
@@ -78,7 +82,10 @@ def fix_images(
     Example:
         inharmony fix photo.jpg --out fixed/
     """
-    options = dict(localizer=localizer, localizer_weights=localizer_weights, threshold=threshold, device=device)
+    options = dict(
+        localizer=localizer, localizer_weights=localizer_weights, threshold=threshold, device=device,
+        precision=precision,
+    )  # fmt: skip
     return run_harmonizer(
         inputs, out=out, mask=mask, suffix="_fixed.png", panel=panel, batch_size=batch_size, as_json=json,
         command="fix", harmonizer=dict(harmonizer=model, weights=weights, scorer=scorer,
@@ -96,6 +103,7 @@ def score_images(
     weights: str | None = None,
     threshold: float = 0.5,
     device: str | None = None,
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto",
     batch_size: int = 4,
     json: bool = False,
 ) -> int:
@@ -115,6 +123,9 @@ def score_images(
         weights: The scorer's weights (libcom's ``BargainNet.pth`` ...); default: the published ones.
         threshold: Probability where the predicted region begins, in (0, 1).
         device: ``cpu``, ``cuda``, ``cuda:1`` ... (default: cuda if available).
+        precision: The localizer's fast path: ``auto`` (default: the fastest on this device, see
+            :func:`inharmony.inference.auto_backend`), ``fp32``, ``bf16`` or ``fp16`` (CUDA); the harmonizer
+            and the scorer run in float32.
         batch_size: Photos the localizer reads and runs together.
         json: Print one JSON report on stdout instead of a line per photo.
 
@@ -148,7 +159,7 @@ def score_images(
     try:
         harmony = HarmonyScorer(
             scorer, weights, localizer=localizer, localizer_weights=localizer_weights, device=device,
-            threshold=threshold, batch_size=batch_size,
+            threshold=threshold, batch_size=batch_size, precision=precision,
         )  # fmt: skip
         given = None if mask is None else load_mask_array(mask, load_image_array(files[0]).shape[:2])
     except (ImageReadError, DataError, FileNotFoundError) as err:

@@ -18,7 +18,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import OutputExistsError
 from .exit_codes import EXIT_OK, EXIT_PARTIAL, error, warn
@@ -39,6 +39,7 @@ def harmonize_images(
     weights: str | None = None,
     threshold: float = 0.5,
     device: str | None = None,
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto",
     size: int | None = None,
     batch_size: int = 4,
     panel: bool = True,
@@ -65,6 +66,9 @@ def harmonize_images(
             authors' ``.pth.tar``); default: the published ones.
         threshold: Probability where the predicted region begins (the soft mask ramps around it), in (0, 1).
         device: ``cpu``, ``cuda``, ``cuda:1`` ... (default: cuda if available).
+        precision: The localizer's fast path: ``auto`` (default: the fastest on this device, see
+            :func:`inharmony.inference.auto_backend`), ``fp32``, ``bf16`` or ``fp16`` (CUDA); the harmonizer
+            and the scorer run in float32.
         size: Network input size (default: the harmonizer's, 256; PCTNet: its low-resolution copy).
         batch_size: Photos the localizer reads and runs together.
         panel: Also write the before/after panel (``--no-panel``: harmonized photo and mask only).
@@ -72,7 +76,10 @@ def harmonize_images(
     Example:
         inharmony harmonize photo.jpg --mask photo_mask.png --out harmonized/
     """
-    options = dict(localizer=localizer, localizer_weights=localizer_weights, threshold=threshold, device=device)
+    options = dict(
+        localizer=localizer, localizer_weights=localizer_weights, threshold=threshold, device=device,
+        precision=precision,
+    )  # fmt: skip
     return run_harmonizer(
         inputs, out=out, mask=mask, suffix="_harmonized.png", panel=panel, batch_size=batch_size,
         harmonizer=dict(harmonizer=model, weights=weights, size=size, **options),

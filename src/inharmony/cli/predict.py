@@ -49,7 +49,7 @@ def predict_images(
     threshold: float = 0.5,
     overlay: bool = True,
     trust_checkpoint: bool = False,
-    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32",
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "auto",
     tta: Literal["h", "v", "hv"] | None = None,
 ) -> int:
     """Predict inharmonious-region masks (and overlays) for images or folders of images.
@@ -79,9 +79,10 @@ def predict_images(
         threshold: Threshold for ``--binary``, strictly between 0 and 1.
         overlay: Also write the overlay (``--no-overlay``: masks only).
         trust_checkpoint: Allow pickled Python objects in a ``.ckpt`` (only for files you made).
-        precision: ``fp32`` (BatchNorm folded, channels_last: within 1e-5 of eager), ``bf16`` (faster on
-            CPUs with AVX512-BF16/AMX and on GPUs; masks move by a few hundredths), ``fp16`` (CUDA only) or
-            ``auto`` (bf16 on CPUs with AVX512-BF16/AMX and on GPUs with bf16, else fp32).
+        precision: ``auto`` (default: what is fastest on the running device, see
+            :func:`inharmony.inference.auto_backend`: bf16 on CPUs with AVX512-BF16/AMX and on GPUs with bf16,
+            else fp32, by ONNX Runtime when installed), ``fp32`` (BatchNorm folded, channels_last: within
+            1e-5 of eager), ``bf16`` (masks move by a few hundredths) or ``fp16`` (CUDA only).
         tta: Average the masks of flipped copies of each image: ``h`` (as is + left-right, 2 passes),
             ``v`` (+ upside down, 2) or ``hv`` (all four flips, 4 passes). Default: one pass.
 

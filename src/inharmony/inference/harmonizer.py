@@ -153,6 +153,8 @@ class Harmonizer:
             score each photo before and after (:attr:`Harmonized.score_before`/``score_after``); None: none.
         scorer_weights: Weights of a scorer given by name (None: published).
         batch_size: Photos the localizer reads and runs together.
+        precision: The localizer's fast path (``"auto"``: the fastest on the device; ``"fp32"``; ``None``:
+            eager); see :func:`~inharmony.inference.optimize`. The harmonizer itself runs in float32.
 
     Raises:
         ValueError: a localizer or scorer given as the harmonizer (or the reverse), a size that does not fit.
@@ -180,6 +182,7 @@ class Harmonizer:
         scorer: str | HarmonyScorer | nn.Module | None = None,
         scorer_weights: str | os.PathLike[str] | None = None,
         batch_size: int = 4,
+        precision: str | None = "auto",
     ) -> None:
         check_threshold(threshold)
         self.threshold = float(threshold)
@@ -205,6 +208,7 @@ class Harmonizer:
         self._mean = torch.tensor(getattr(cfg, "mean", (0.0, 0.0, 0.0)), dtype=torch.float32).view(3, 1, 1)
         self.takes_mask = _takes(model, "mask")
         self.batch_size = batch_size
+        self.precision = precision
         self._localizer_spec = (localizer, localizer_weights)
         self._localizer: Predictor | None = localizer if isinstance(localizer, Predictor) else None
         self.scorer = self._build_scorer(scorer, scorer_weights)
@@ -229,7 +233,7 @@ class Harmonizer:
             spec, weights = self._localizer_spec
             if spec is None:
                 raise ValueError("this Harmonizer has no localizer (localizer=None): give the region's mask")
-            self._localizer = resolve_localizer(spec, weights, self.device, self.batch_size)
+            self._localizer = resolve_localizer(spec, weights, self.device, self.batch_size, self.precision)
         return self._localizer
 
     @torch.inference_mode()

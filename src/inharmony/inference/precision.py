@@ -15,6 +15,7 @@ import torch
 
 __all__ = [
     "AUTO_BACKEND",
+    "AUTO_BACKEND_ENV",
     "BACKENDS",
     "CPU_KINDS",
     "PRECISIONS",
@@ -33,6 +34,8 @@ _AMX_FLAGS = ("amx_bf16", "amx_tile")
 _BF16_FLAGS = ("avx512_bf16",)
 AUTO_BACKEND = {"fp32-only": "onnxruntime", "native bf16": "torch", "AMX": "torch"}
 """The backend ``precision="auto"`` prefers per CPU kind (see :func:`auto_backend` for the figures)."""
+AUTO_BACKEND_ENV = "INHARMONY_AUTO_BACKEND"
+"""Set to ``torch`` or ``onnxruntime`` to override the backend ``precision="auto"`` picks on CPU."""
 # oneDNN's ISA cap (ONEDNN_MAX_CPU_ISA, formerly DNNL_MAX_CPU_ISA) → the best kind torch's convolutions may use.
 # Caps below AVX512_CORE_BF16 leave bf16 emulated: that is how an fp32-only CPU is measured on a newer one.
 _ISA_CAP_KIND = (("AMX", "AMX"), ("AVX10", "native bf16"), ("BF16", "native bf16"), ("FP16", "native bf16"))
@@ -146,12 +149,21 @@ def auto_backend(device: str | torch.device = "cpu") -> str:
       (idle, 2 threads, issue 27: torch bf16 2.4×, 4.2× at batch 8).
     * GPUs and other devices: ``"torch"``.
 
+    ``INHARMONY_AUTO_BACKEND=torch`` (or ``onnxruntime``) overrides the choice on CPU: the first ONNX Runtime
+    run of new weights exports them (~15-25 s, then cached), which a run over many fresh models (a test
+    suite) may not want to pay.
+
     Example:
         >>> auto_backend("cpu") in BACKENDS
         True
     """
     device = torch.device(device)
-    if device.type != "cpu" or AUTO_BACKEND[cpu_kind()] != "onnxruntime":
+    if device.type != "cpu":
+        return "torch"
+    chosen = os.environ.get(AUTO_BACKEND_ENV, "").strip().lower()
+    if chosen and chosen not in BACKENDS:
+        raise ValueError(f"{AUTO_BACKEND_ENV}={chosen!r}: expected one of {', '.join(BACKENDS)} (or unset)")
+    if (chosen or AUTO_BACKEND[cpu_kind()]) != "onnxruntime":
         return "torch"
     return "onnxruntime" if onnxruntime_available() else "torch"
 

@@ -155,9 +155,12 @@ def resolve_localizer(
     weights: str | os.PathLike[str] | None = None,
     device: str | torch.device | None = None,
     batch_size: int = 4,
+    precision: str | None = "auto",
 ) -> Predictor:
     """The localizer's :class:`~inharmony.inference.Predictor`: a registered name (loaded with ``weights``), a
     module or a ready Predictor; a harmonizer or scorer given as localizer is refused (:func:`check_role`).
+    A new Predictor runs at ``precision`` (default ``"auto"``: the fast path, see
+    :func:`~inharmony.inference.optimize`; ``None``: eager).
 
     Example:
         >>> resolve_localizer("pctnet")
@@ -169,8 +172,8 @@ def resolve_localizer(
     if isinstance(spec, Predictor):
         return spec
     if isinstance(spec, nn.Module):
-        return Predictor(spec, device=device, batch_size=batch_size)
-    return Predictor(spec, weights=weights, device=device, batch_size=batch_size)
+        return Predictor(spec, device=device, batch_size=batch_size, precision=precision)
+    return Predictor(spec, weights=weights, device=device, batch_size=batch_size, precision=precision)
 
 
 @dataclass(eq=False)

@@ -76,6 +76,8 @@ class HarmonyScorer:
             :func:`~inharmony.inference.harmonizer.soft_mask`).
         size: Side(s) of the network input (default: the scorer's ``pretrained_cfg.input_size``, 256).
         batch_size: Photos the localizer runs together.
+        precision: The localizer's fast path (``"auto"``: the fastest on the device; ``"fp32"``; ``None``:
+            eager); see :func:`~inharmony.inference.optimize`.
 
     Raises:
         ValueError: a harmonizer or localizer given as the scorer (or a scorer as the localizer).
@@ -101,6 +103,7 @@ class HarmonyScorer:
         threshold: float = 0.5,
         size: int | tuple[int, int] | None = None,
         batch_size: int = 4,
+        precision: str | None = "auto",
     ) -> None:
         check_threshold(threshold)
         check_role(scorer, "scorer")
@@ -118,6 +121,7 @@ class HarmonyScorer:
         self._std = torch.tensor(getattr(cfg, "std", (0.5, 0.5, 0.5)), dtype=torch.float32).view(3, 1, 1)
         self.threshold = float(threshold)
         self.batch_size = batch_size
+        self.precision = precision
         self._localizer_spec = (localizer, localizer_weights)
         self._localizer: Predictor | None = localizer if isinstance(localizer, Predictor) else None
 
@@ -136,7 +140,7 @@ class HarmonyScorer:
             spec, weights = self._localizer_spec
             if spec is None:
                 raise ValueError("this HarmonyScorer has no localizer (localizer=None): give the region's mask")
-            self._localizer = resolve_localizer(spec, weights, self.device, self.batch_size)
+            self._localizer = resolve_localizer(spec, weights, self.device, self.batch_size, self.precision)
         return self._localizer
 
     @staticmethod

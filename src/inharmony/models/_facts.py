@@ -93,6 +93,8 @@ def _scores(cfg: PretrainedCfg) -> str:
     metrics = dict(cfg.metrics)
     if {"ap", "f1", "iou"} <= set(metrics):
         return f"AP {metrics['ap']:g} / F1 {metrics['f1']:g} / IoU {metrics['iou']:g}"
+    if {"mse", "psnr", "fmse"} <= set(metrics):
+        return f"MSE {metrics['mse']:g} / PSNR {metrics['psnr']:g} dB / fMSE {metrics['fmse']:g}"
     return ", ".join(f"{key} {value:g}" for key, value in metrics.items()) or "–"
 
 
@@ -111,7 +113,7 @@ def models_markdown(pattern: str = "*") -> str:
         | `dirl_tiny` | finds the region | 2.9 M | 11.3 | 224×224 | – | not published (train or convert your own) |
     """
     lines = [
-        "| model | task | parameters | GFLOPs | input | reference scores (paper, iHarmony4) "
+        "| model | task | parameters | GFLOPs | input | reference scores (authors, iHarmony4) "
         "| published weights (licence) |",
         "|---|---|---:|---:|---|---|---|",
     ]

@@ -28,6 +28,9 @@ def _docstring(name: str) -> str:
         f"Reference scores on the iHarmony4 le50 test split (paper): AP {scores['ap']} %, F1 {scores['f1']}, "
         f"IoU {scores['iou']} %."
         if {"ap", "f1", "iou"} <= set(scores)
+        else f"Reference scores on the iHarmony4 test set (authors): MSE {scores['mse']}, PSNR {scores['psnr']} dB, "
+        f"fMSE {scores['fmse']}."
+        if {"mse", "psnr", "fmse"} <= set(scores)
         else "No reference scores."
     )
     published = "published" if cfg.hf_hub_id else "not published yet: raises a clear error; then pass weights"

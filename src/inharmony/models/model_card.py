@@ -148,7 +148,13 @@ def render_model_card(
     else:
         lines.append("No scores were given for these weights.")
     reference = dict(reference_metrics or {})
-    if reference:
+    if reference and harmonizer:
+        lines += [
+            "",
+            "Reference scores reported by the architecture's authors (iHarmony4 test): "
+            + ", ".join(f"{key.upper() if key != 'fmse' else 'fMSE'} {value:g}" for key, value in reference.items()),
+        ]
+    elif reference:
         lines += [
             "",
             "Reference scores reported in the paper (iHarmony4 le50 test, all images):",
