@@ -213,6 +213,21 @@ def test_transform_outside_the_regions_box_is_the_input_exactly() -> None:
     assert torch.equal(empty, image) and empty.data_ptr() != image.data_ptr()
 
 
+def test_uint8_photo_in_gives_the_float_result_rounded() -> None:
+    """A uint8 photo is read band by band; the output equals the float path's, rounded to 8 bits."""
+    torch.manual_seed(3)
+    model = PCTNet(depth=1, lowres_size=32, band_pixels=300).eval()
+    photo = torch.randint(0, 256, (2, 3, 37, 53), dtype=torch.uint8)
+    _, soft = composite(37, 53, seed=5)
+    mask = soft[None].expand(2, 1, 37, 53).contiguous()
+    with torch.no_grad():
+        as_bytes = model(photo, mask)["image"]
+        as_float = model(photo.float() / 255, mask)["image"]
+    assert as_bytes.dtype == torch.uint8
+    assert torch.equal(as_bytes, (as_float * 255).round().clamp(0, 255).to(torch.uint8))
+    assert torch.equal(as_bytes[mask.expand_as(photo) == 0], photo[mask.expand_as(photo) == 0])
+
+
 def test_gradients_reach_every_parameter_through_the_bands() -> None:
     torch.manual_seed(0)
     net = PCTNet(depth=1, lowres_size=16, band_pixels=40).train()
@@ -238,8 +253,11 @@ def test_bad_inputs_give_clear_errors(model) -> None:
         model(image, torch.rand(1, 3, 40, 50))
     with pytest.raises(TypeError, match="image must be a float tensor"):
         model(image.numpy(), mask)
-    with pytest.raises(ValueError, match="float tensor"):
-        model((image * 255).to(torch.uint8), mask)
+    wrong_dtype = r"image must be a float tensor in \[0, 1\] or a uint8 tensor, got dtype torch.int16"
+    with pytest.raises(ValueError, match=wrong_dtype):
+        model((image * 255).to(torch.int16), mask)
+    with pytest.raises(ValueError, match=r"mask must be a float tensor in \[0, 1\], got dtype torch.uint8"):
+        model(image, (mask * 255).to(torch.uint8))
     with pytest.raises(ValueError, match="multiples of 4"):
         model(image, mask, torch.rand(1, 3, 62, 62), torch.rand(1, 1, 62, 62))
     with pytest.raises(ValueError, match=r"mask_lr must have shape \(1, 1, 64, 64\)"):

@@ -254,14 +254,15 @@ class Harmonizer:
         height, width = self.size
         image_lr = cv2.resize(photo, (width, height), interpolation=cv2.INTER_LINEAR)
         mask_lr = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_LINEAR)
-        # uint8 → float32 keeps the HWC layout (channels-last strides): no copy on the way back to HWC
-        image = torch.from_numpy(photo).permute(2, 0, 1)[None].to(self.device, torch.float32).div_(255.0)
+        # The photo goes in as uint8 (HWC strides kept): the transform reads it band by band and writes uint8,
+        # so a 12-MP photo never has a full-size float copy (2 × 144 MB saved).
+        image = torch.from_numpy(photo).permute(2, 0, 1)[None].to(self.device)
         mask = torch.from_numpy(alpha)[None, None].to(self.device)
         low = torch.from_numpy(image_lr).permute(2, 0, 1)[None].to(self.device, torch.float32).div_(255.0)
         out = self.model(image, mask, low, torch.from_numpy(mask_lr)[None, None].to(self.device))["image"]
-        del image
-        pixels = out[0].mul_(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8).permute(1, 2, 0)
-        return np.ascontiguousarray(pixels.cpu().numpy())
+        if out.dtype != torch.uint8:  # a full-resolution harmonizer that returns float
+            out = out.mul(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
+        return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy())
 
     def __call__(self, image: ImageInput, mask: ImageInput | np.ndarray | None = None) -> Harmonized:
         """Harmonize one photo (path, PIL image or RGB array); ``mask`` (same size) or None to predict it.

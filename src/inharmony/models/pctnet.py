@@ -108,7 +108,8 @@ class PCTNet(HubMixin, nn.Module):
             that leaves the result unchanged.
 
     ``forward(image, mask, image_lr=None, mask_lr=None)``: ``image`` ``(B, 3, H, W)`` RGB in [0, 1] (not
-    normalised) at any size, ``mask`` ``(B, 1, H, W)`` in [0, 1], 1 on the foreground to harmonize;
+    normalised) at any size (or uint8 in 0-255: the full-resolution output is then uint8, rounded, and no
+    full-size float copy is made), ``mask`` ``(B, 1, H, W)`` in [0, 1], 1 on the foreground to harmonize;
     ``image_lr``/``mask_lr`` the low-resolution copies (``(B, 3, h, w)``/``(B, 1, h, w)``, ``h`` and ``w``
     multiples of ``patch_size``), made by bilinear resizing to ``lowres_size`` when not given.
 
@@ -167,10 +168,11 @@ class PCTNet(HubMixin, nn.Module):
         image_lr: torch.Tensor | None = None,
         mask_lr: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        _check_pair(image, mask, "image", "mask")
+        _check_pair(image, mask, "image", "mask", bytes_ok=True)
         size = (self.lowres_size, self.lowres_size)
         if image_lr is None:
-            image_lr = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+            small = image.float() / 255.0 if image.dtype == torch.uint8 else image
+            image_lr = F.interpolate(small, size=size, mode="bilinear", align_corners=False)
         if mask_lr is None:
             mask_lr = F.interpolate(mask.to(image_lr.dtype), size=image_lr.shape[-2:], mode="bilinear")
         _check_pair(image_lr, mask_lr, "image_lr", "mask_lr")
@@ -193,7 +195,8 @@ def apply_color_transform(
     Only the box around the region (``mask > 0``) is computed; elsewhere the output is the input.
 
     Args:
-        image: ``(B, 3, H, W)`` RGB in [0, 1].
+        image: ``(B, 3, H, W)`` RGB in [0, 1], or uint8 in 0-255 (read band by band; the output is then
+            uint8 too, rounded: a 12-MP photo needs no full-size float copy at all).
         mask: ``(B, 1, H, W)`` in [0, 1].
         params: ``(B, 12, h, w)``: per pixel, ``M`` row-major (``M[i, j] = params[3 i + j]``), then ``b``.
         band_pixels: Pixels (over the batch) computed at once.
@@ -208,6 +211,7 @@ def apply_color_transform(
         True
     """
     b, _, h, w = image.shape
+    as_bytes = image.dtype == torch.uint8
     # Only the box around the region is computed: outside it mask = 0 and the output is the input, exactly.
     out = image.clone()
     if image.device.type == "meta" or torch.compiler.is_compiling() or torch.jit.is_tracing():
@@ -232,11 +236,16 @@ def apply_color_transform(
         bottom = min(bottom0, top + rows)
         p = torch.mm(by_row[top:bottom].flatten(0, 2), widen).view(bottom - top, b, NUM_PARAMS, width)
         x = image[:, :, top:bottom, left:right].permute(2, 0, 1, 3).float()  # (rows, B, 3, W), like p
+        if as_bytes:
+            x = x.div_(255.0)
         m = mask[:, :, top:bottom, left:right].permute(2, 0, 1, 3).float()
         y = p[:, :, 9:].clone()  # b, then += M[i, j] x_j: no (rows, B, 3, 3, W) temporary
         for j in range(3):
             y.addcmul_(p[:, :, j:9:3], x[:, :, j : j + 1])
-        out[:, :, top:bottom, left:right] = torch.lerp(x, y.clamp_(0, 1), m).permute(1, 2, 0, 3).to(out.dtype)
+        y = torch.lerp(x, y.clamp_(0, 1), m)
+        if as_bytes:
+            y = y.mul_(255.0).round_().clamp_(0.0, 255.0)
+        out[:, :, top:bottom, left:right] = y.permute(1, 2, 0, 3).to(out.dtype)
     return out
 
 
@@ -246,8 +255,9 @@ def _resize_matrix(size_in: int, size_out: int, device: torch.device) -> torch.T
     return F.interpolate(identity, size=(1, size_out), mode="bicubic", align_corners=True).view(size_in, size_out)
 
 
-def _check_pair(image: object, mask: object, image_name: str, mask_name: str) -> None:
-    """Raise a clear error unless ``image`` is a float ``(B, 3, H, W)`` and ``mask`` a ``(B, 1, H, W)`` tensor."""
+def _check_pair(image: object, mask: object, image_name: str, mask_name: str, bytes_ok: bool = False) -> None:
+    """Raise a clear error unless ``image`` is a float ``(B, 3, H, W)`` (or uint8 with ``bytes_ok``) and ``mask``
+    a ``(B, 1, H, W)`` float tensor."""
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return
     for name, value, channels in ((image_name, image, 3), (mask_name, mask, 1)):
@@ -258,8 +268,9 @@ def _check_pair(image: object, mask: object, image_name: str, mask_name: str) ->
             )
         if value.ndim != 4 or value.shape[1] != channels:
             raise ValueError(f"{name} must have shape (B, {channels}, H, W), got {tuple(value.shape)}")
-        if not value.is_floating_point():
-            raise ValueError(f"{name} must be a float tensor in [0, 1], got dtype {value.dtype}")
+        if not value.is_floating_point() and not (bytes_ok and value is image and value.dtype == torch.uint8):
+            wanted = "a float tensor in [0, 1]" + (" or a uint8 tensor" if bytes_ok and value is image else "")
+            raise ValueError(f"{name} must be {wanted}, got dtype {value.dtype}")
     expected = (image.shape[0], 1, *image.shape[-2:])  # type: ignore[union-attr]
     if tuple(mask.shape) != expected:  # type: ignore[union-attr]
         raise ValueError(
