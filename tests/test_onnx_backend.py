@@ -215,7 +215,7 @@ def test_cpu_kind(monkeypatch):
 
 def test_predictor_and_predict_go_through_it(monkeypatch, tmp_path, cache):
     monkeypatch.setattr(precision, "cpu_kind", lambda: "fp32-only")
-    net = _dirl_tiny()  # the weights of test_onnxruntime_equals_eager_within_1e4: a cache hit
+    net = _dirl_tiny()  # Predictor exports the mask only: its own cache entry
     calls = []
     real = onnx_backend.onnxruntime_module
     monkeypatch.setattr(onnx_backend, "onnxruntime_module", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -230,3 +230,21 @@ def test_predictor_and_predict_go_through_it(monkeypatch, tmp_path, cache):
     args = ["predict", str(tmp_path / "img.png"), "--model", "dirl_tiny", "--weights", str(folder), "--size", "32"]
     assert main([*args, "--precision", "auto", "--device", "cpu", "--out", str(tmp_path / "o")]) == EXIT_OK
     assert calls and Image.open(tmp_path / "o" / "img_mask.png").size == (50, 40)
+
+
+def test_outputs_export_and_return_only_the_keys_asked_for(cache):
+    net = _tiny(seed=5)
+    x = torch.randn(2, 3, 12, 10)
+    with torch.no_grad():
+        expected = net(x)["mask"]
+    everything = optimize(net, backend="onnxruntime")
+    mask_only = optimize(net, backend="onnxruntime", outputs=("mask",))
+    assert [o.name for o in mask_only.model.session.get_outputs()] == ["out0"]  # the side maps are not in the graph
+    assert len(everything.model.session.get_outputs()) == 3
+    assert mask_only.model.path != everything.model.path  # cached apart
+    got = mask_only(x)
+    assert list(got) == ["mask"] and (got["mask"] - expected).abs().max() < 1e-5
+    on_torch = optimize(net, precision="fp32", outputs=("mask",))
+    assert list(on_torch(x)) == ["mask"] and (on_torch(x)["mask"] - expected).abs().max() < 1e-5
+    with pytest.raises(KeyError, match=r"the network returns no 'image' \(it has \['mask', 'side'\]\)"):
+        optimize(net, precision="fp32", outputs=("image",))(x)

@@ -52,7 +52,7 @@ def _builders(network: Any, backend: str, precision: str, device: str, chunk: in
     from ..inference import optimize
 
     if backend != "eager":
-        kwargs = {"precision": precision, "device": device, "backend": backend}
+        kwargs = {"precision": precision, "device": device, "backend": backend, "outputs": ("mask",)}  # as Predictor
         return optimize(network, micro_batch=None, **kwargs), optimize(network, micro_batch=chunk, **kwargs)
     network = network.to(device).eval()
 

@@ -161,9 +161,6 @@ def _session(path: Path, threads: int):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # No arena: it keeps its peak (the activations of the biggest batch) for the life of the session.
-    # `inharmony bench fix` (12 MP, AVX2-capped torch): peak 2118 -> 2055 MiB, localize time the same within noise.
-    options.enable_cpu_mem_arena = False
     options.log_severity_level = 3  # errors only: the CPU provider's notes on unused initialisers are noise here
     return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
 
@@ -207,8 +204,27 @@ def _max_difference(got: Any, expected: Any) -> float:
     return worst
 
 
+class _Selected(nn.Module):
+    """``model`` returning only the dict keys ``keys`` (other outputs as they are): the exported graph then holds
+    only what they need."""
+
+    def __init__(self, model: nn.Module, keys: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.keys = keys  # a plain setting: part of the cache key
+
+    def forward(self, x: torch.Tensor) -> dict[str, Any]:
+        out = self.model(x)
+        if not isinstance(out, dict):
+            return out
+        missing = [key for key in self.keys if key not in out]
+        if missing:
+            raise KeyError(f"outputs={self.keys!r}: the network returns no {', '.join(map(repr, missing))}")
+        return {key: out[key] for key in self.keys}
+
+
 def onnxruntime_module(
-    model: nn.Module, threads: int | None = None, check_side: int | None = None
+    model: nn.Module, threads: int | None = None, check_side: int | None = None, outputs: tuple[str, ...] | None = None
 ) -> OnnxRuntimeModule:
     """``model`` (eval mode, float32, on CPU) as an :class:`OnnxRuntimeModule`, from the cache or exported now.
 
@@ -221,6 +237,7 @@ def onnxruntime_module(
         model: The network (not changed; it is not kept either).
         threads: ONNX Runtime intra-op threads (default: ``torch.get_num_threads()``).
         check_side: Side of the check image.
+        outputs: Dict keys to export (default: every output); the graph computes only what they need.
 
     Raises:
         ImportError: onnxruntime, onnx or onnxscript is missing.
@@ -238,6 +255,8 @@ def onnxruntime_module(
             "(or use backend='torch')"
         )
     cfg = getattr(model, "pretrained_cfg", None)
+    if outputs is not None:
+        model = _Selected(model, tuple(outputs))
     multiple = int(getattr(cfg, "size_multiple", 1) or 1)
     side = check_side or max(32, 2 * multiple)
     side += -side % multiple

@@ -246,6 +246,16 @@ def _concat_outputs(parts: list[Any], sizes: list[int]) -> Any:
     return first
 
 
+def _select(out: Any, keys: tuple[str, ...] | None) -> Any:
+    """The ``keys`` of a dict output (all of it when None or not a dict)."""
+    if keys is None or not isinstance(out, dict):
+        return out
+    missing = [key for key in keys if key not in out]
+    if missing:
+        raise KeyError(f"outputs={keys!r}: the network returns no {', '.join(map(repr, missing))} (it has {list(out)})")
+    return type(out)((key, out[key]) for key in keys)
+
+
 def _check_micro_batch(micro_batch: int | str | None) -> int | str | None:
     if micro_batch is None or micro_batch == "auto":
         return micro_batch
@@ -274,9 +284,11 @@ class OptimizedModel(nn.Module):
         compiled: nn.Module | None = None,
         micro_batch: int | str | None = None,
         backend: str = "torch",
+        outputs: tuple[str, ...] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
+        self.outputs = tuple(outputs) if outputs is not None else None
         self.precision = precision
         self.backend = backend
         self.channels_last = channels_last and backend == "torch"
@@ -321,7 +333,7 @@ class OptimizedModel(nn.Module):
                 else:
                     pieces = x.split(chunk)
                     out = _concat_outputs([self._run(piece) for piece in pieces], [len(p) for p in pieces])
-            return _to_float32(out)
+            return _to_float32(_select(out, self.outputs))
 
     def _run(self, x: torch.Tensor) -> Any:
         if not self._compiled:
@@ -348,6 +360,7 @@ def optimize(
     micro_batch: int | str | None = "auto",
     fp32_logits: bool = True,
     backend: str = "auto",
+    outputs: tuple[str, ...] | None = None,
 ) -> OptimizedModel:
     """An inference-only copy of ``model`` that runs faster, with the same call contract.
 
@@ -384,6 +397,10 @@ def optimize(
         backend: ``"torch"``, ``"onnxruntime"`` (CPU, fp32; needs the ``export`` extra) or ``"auto"``
             (default): with ``precision="auto"``, :func:`~inharmony.inference.auto_backend` (if ONNX Runtime
             cannot export this network, a warning and torch); with a precision named, ``"torch"``.
+        outputs: For a network that returns a dict, the keys the caller needs (e.g. ``("mask",)``); the
+            result holds only those (other outputs are returned as they are). ONNX Runtime then exports
+            (and runs) only what they depend on: DIRL's attention maps cost ~10 % of its time there.
+            Default: every output.
 
     Raises:
         ImportError: ``backend="onnxruntime"`` without onnxruntime (and onnx, onnxscript to export).
@@ -415,7 +432,7 @@ def optimize(
     if precision == "auto":
         precision = "fp32" if backend == "onnxruntime" else auto_precision(device)
     if backend == "onnxruntime":
-        fast = _onnxruntime(model, precision, device, compile, micro_batch, fallback=chosen)
+        fast = _onnxruntime(model, precision, device, compile, micro_batch, fallback=chosen, outputs=outputs)
         if fast is not None:
             return fast
         precision = auto_precision(device)
@@ -443,11 +460,17 @@ def optimize(
             raise RuntimeError(
                 f"torch.compile is not available here ({type(err).__name__}: {err}); use compile=False"
             ) from err
-    return OptimizedModel(network, precision, channels_last, compiled, micro_batch).eval()
+    return OptimizedModel(network, precision, channels_last, compiled, micro_batch, outputs=outputs).eval()
 
 
 def _onnxruntime(
-    model: nn.Module, precision: str, device: torch.device, compile: bool, micro_batch: int | str | None, fallback: bool
+    model: nn.Module,
+    precision: str,
+    device: torch.device,
+    compile: bool,
+    micro_batch: int | str | None,
+    fallback: bool,
+    outputs: tuple[str, ...] | None = None,
 ) -> OptimizedModel | None:
     """``model`` run by ONNX Runtime; None (after a warning) when ``fallback`` and it cannot be exported."""
     if precision != "fp32":
@@ -460,10 +483,10 @@ def _onnxruntime(
 
     network = _copy_module(model).to("cpu").float().eval()
     try:
-        session = onnxruntime_module(network)
+        session = onnxruntime_module(network, outputs=outputs)
     except RuntimeError as err:
         if not fallback:
             raise
         warnings.warn(f"{err}; precision='auto' falls back to the torch backend", stacklevel=3)
         return None
-    return OptimizedModel(session, precision, False, None, micro_batch, backend="onnxruntime").eval()
+    return OptimizedModel(session, precision, False, None, micro_batch, backend="onnxruntime", outputs=outputs).eval()

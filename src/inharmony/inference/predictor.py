@@ -236,7 +236,11 @@ class Predictor:
         if precision is None:
             self.model = model.to(self.device).eval()
         else:  # the copy is moved, not the caller's model
-            self.model = optimize(model, precision=precision, compile=compile, device=self.device, backend=backend)
+            # Only the mask is read (see _masks): ONNX Runtime then skips what only other outputs need.
+            self.model = optimize(
+                model, precision=precision, compile=compile, device=self.device, backend=backend,
+                outputs=("mask",),
+            )  # fmt: skip
             precision, self.backend = self.model.precision, self.model.backend  # "auto" resolved
         if tta is not None:
             self.model = FlipAverage(self.model, flips=tta)
