@@ -199,6 +199,7 @@ def onnx_session(path: str | os.PathLike[str], threads: int | None = None):
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see onnx_backend._session
     return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
 
 
