@@ -75,6 +75,7 @@ def test_auto_micro_batch_depends_on_device_and_size(model):
     assert auto_micro_batch("cpu", 1024, 1024) == 1
     assert auto_micro_batch("cpu", 32, 32) == 98  # small inputs still share a pass
     assert auto_micro_batch("cuda", 224, 224) is None
+    assert auto_micro_batch("cpu", 224, 224, backend="onnxruntime") is None  # ONNX Runtime: one pass paid best
     fast = optimize(model)  # the default
     assert fast.micro_batch == "auto"
     assert fast.chunk_size(torch.zeros(8, 3, 224, 224)) == 2

@@ -185,16 +185,19 @@ def auto_precision(device: str | torch.device = "cpu") -> str:
 def auto_micro_batch(device: str | torch.device, height: int, width: int, backend: str = "torch") -> int | None:
     """The chunk size ``micro_batch="auto"`` uses for inputs of ``height × width``; None means one pass.
 
-    On CPU, as many images per pass as fit in two ``224 × 224`` images' pixels (at least 1): the
+    On CPU with torch, as many images per pass as fit in two ``224 × 224`` images' pixels (at least 1): the
     activations of the full-resolution stage of a bigger pass spill the last-level cache, and a batch then
-    costs more per image than the same images in smaller passes. On GPUs, one pass (bigger batches fill the GPU).
-    ``backend``: the same pixel budget for ONNX Runtime (its blocked NCHWc activations spill the cache
-    the same way; ``inharmony bench batch`` times both).
+    costs more per image than the same images in smaller passes. With ONNX Runtime, one pass: its batch of 8
+    at 224² cost per image what batch 1 did (DIRL 1.00×, RSRNet 1.01×, MadisNet 0.98× of batch 1's speed),
+    where passes of 2 cost DIRL 0.92× (``inharmony bench batch``, 2-core AVX512-BF16 EPYC, 2026-12-07). On
+    GPUs, one pass (bigger batches fill the GPU).
 
     Example:
         >>> auto_micro_batch("cpu", 224, 224), auto_micro_batch("cpu", 64, 64)
         (2, 24)
+        >>> auto_micro_batch("cpu", 224, 224, backend="onnxruntime") is None
+        True
     """
-    if torch.device(device).type != "cpu":
+    if torch.device(device).type != "cpu" or backend == "onnxruntime":
         return None
     return max(1, _CPU_CHUNK_PIXELS // max(1, height * width))
