@@ -141,7 +141,7 @@ def test_model_card_reference_scores_for_pctnet(tmp_path):
     model = inharmony.create_model("pctnet", depth=1, lowres_size=32).eval()
     card = (hub.save_pretrained(model, tmp_path / "pct", model_kwargs={"depth": 1, "lowres_size": 32}) / "README.md")
     text = card.read_text()
-    assert "(iHarmony4 test): MSE 18.84, PSNR 39.29, fMSE 237.49" in text
+    assert "(iHarmony4 test): MSE 18.84 / PSNR 39.29 dB / fMSE 237.49" in text
     assert "AP" not in text.split("## Results")[1].split("## How to load")[0]
 
 

@@ -124,8 +124,8 @@ def score_images(
         threshold: Probability where the predicted region begins, in (0, 1).
         device: ``cpu``, ``cuda``, ``cuda:1`` ... (default: cuda if available).
         precision: The localizer's fast path: ``auto`` (default: the fastest on this device, see
-            :func:`inharmony.inference.auto_backend`), ``fp32``, ``bf16`` or ``fp16`` (CUDA); the harmonizer
-            and the scorer run in float32.
+            :func:`inharmony.inference.auto_backend`), ``fp32``, ``bf16`` or ``fp16`` (CUDA); the scorer
+            runs in float32.
         batch_size: Photos the localizer reads and runs together.
         json: Print one JSON report on stdout instead of a line per photo.
 

@@ -246,7 +246,7 @@ def _concat_outputs(parts: list[Any], sizes: list[int]) -> Any:
     return first
 
 
-def _select(out: Any, keys: tuple[str, ...] | None) -> Any:
+def _select_outputs(out: Any, keys: tuple[str, ...] | None) -> Any:
     """The ``keys`` of a dict output (all of it when None or not a dict)."""
     if keys is None or not isinstance(out, dict):
         return out
@@ -333,7 +333,7 @@ class OptimizedModel(nn.Module):
                 else:
                     pieces = x.split(chunk)
                     out = _concat_outputs([self._run(piece) for piece in pieces], [len(p) for p in pieces])
-            return _to_float32(_select(out, self.outputs))
+            return _to_float32(_select_outputs(out, self.outputs))
 
     def _run(self, x: torch.Tensor) -> Any:
         if not self._compiled:

@@ -21,7 +21,14 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ._builder import create_model
-from ._registry import PretrainedCfg, get_entrypoint, get_pretrained_cfg, list_models, list_pretrained
+from ._registry import (
+    PretrainedCfg,
+    get_entrypoint,
+    get_pretrained_cfg,
+    list_models,
+    list_pretrained,
+    reference_scores_text,
+)
 
 __all__ = ["ModelFacts", "model_facts", "models_markdown", "takes_mask"]
 
@@ -90,12 +97,7 @@ def model_facts(pattern: str = "*") -> list[ModelFacts]:
 
 
 def _scores(cfg: PretrainedCfg) -> str:
-    metrics = dict(cfg.metrics)
-    if {"ap", "f1", "iou"} <= set(metrics):
-        return f"AP {metrics['ap']:g} / F1 {metrics['f1']:g} / IoU {metrics['iou']:g}"
-    if {"mse", "psnr", "fmse"} <= set(metrics):
-        return f"MSE {metrics['mse']:g} / PSNR {metrics['psnr']:g} dB / fMSE {metrics['fmse']:g}"
-    return ", ".join(f"{key} {value:g}" for key, value in metrics.items()) or "–"
+    return reference_scores_text(cfg.metrics) or "–"
 
 
 def _weights(name: str) -> str:

@@ -34,6 +34,7 @@ __all__ = [
     "is_model",
     "list_models",
     "list_pretrained",
+    "reference_scores_text",
     "register_model",
     "split_model_name",
 ]
@@ -44,6 +45,20 @@ HUB_FORMAT = "hub"
 
 TASKS = ("localization", "harmonization", "harmony_score")
 """What a registered model computes (:attr:`PretrainedCfg.task`)."""
+
+
+def reference_scores_text(metrics: Mapping[str, float]) -> str:
+    """A :attr:`PretrainedCfg.metrics` dict as one line: ``AP … / F1 … / IoU …`` or ``MSE … / PSNR … dB / fMSE …``.
+
+    Example:
+        >>> reference_scores_text({"mse": 18.84, "psnr": 39.29, "fmse": 237.49})
+        'MSE 18.84 / PSNR 39.29 dB / fMSE 237.49'
+    """
+    if {"ap", "f1", "iou"} <= set(metrics):
+        return f"AP {metrics['ap']:g} / F1 {metrics['f1']:g} / IoU {metrics['iou']:g}"
+    if {"mse", "psnr", "fmse"} <= set(metrics):
+        return f"MSE {metrics['mse']:g} / PSNR {metrics['psnr']:g} dB / fMSE {metrics['fmse']:g}"
+    return ", ".join(f"{key} {value:g}" for key, value in metrics.items())
 
 
 @dataclass(frozen=True)

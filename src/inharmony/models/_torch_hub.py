@@ -15,7 +15,7 @@ from torch import nn
 
 from ._builder import create_model
 from ._load import load
-from ._registry import get_entrypoint, get_pretrained_cfg, list_models
+from ._registry import get_entrypoint, get_pretrained_cfg, list_models, reference_scores_text
 
 __all__ = ["torch_hub_entrypoints"]
 
@@ -23,16 +23,9 @@ __all__ = ["torch_hub_entrypoints"]
 def _docstring(name: str) -> str:
     cfg = get_pretrained_cfg(name)
     summary = (get_entrypoint(name).__doc__ or name).strip().splitlines()[0]
-    scores = cfg.metrics
-    reference = (
-        f"Reference scores on the iHarmony4 le50 test split (paper): AP {scores['ap']} %, F1 {scores['f1']}, "
-        f"IoU {scores['iou']} %."
-        if {"ap", "f1", "iou"} <= set(scores)
-        else f"Reference scores on the iHarmony4 test set (authors): MSE {scores['mse']}, PSNR {scores['psnr']} dB, "
-        f"fMSE {scores['fmse']}."
-        if {"mse", "psnr", "fmse"} <= set(scores)
-        else "No reference scores."
-    )
+    where = "iHarmony4 le50 test split (paper)" if "ap" in cfg.metrics else "iHarmony4 test set (authors)"
+    scores = reference_scores_text(cfg.metrics)
+    reference = f"Reference scores on the {where}: {scores}." if scores else "No reference scores."
     published = "published" if cfg.hf_hub_id else "not published yet: raises a clear error; then pass weights"
     return (
         f"{summary}\n\n{cfg.paper}\n{reference}\n\n"

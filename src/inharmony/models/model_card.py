@@ -22,6 +22,7 @@ from typing import Any
 
 from ..constants import METRIC_SPECS, SUBSET_ORDER
 from ..metrics.report import Results, normalise_results, read_results_file, results_to_markdown
+from ._registry import reference_scores_text
 
 __all__ = ["METRIC_COLUMNS", "SUBSET_ORDER", "normalise_metrics", "read_metrics_file", "render_model_card"]
 
@@ -151,8 +152,8 @@ def render_model_card(
     if reference and harmonizer:
         lines += [
             "",
-            "Reference scores reported by the architecture's authors (iHarmony4 test): "
-            + ", ".join(f"{key.upper() if key != 'fmse' else 'fMSE'} {value:g}" for key, value in reference.items()),
+            f"Reference scores reported by the architecture's authors (iHarmony4 test): "
+            f"{reference_scores_text(reference)}",
         ]
     elif reference:
         lines += [
