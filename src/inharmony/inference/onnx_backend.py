@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .optimized import _select_outputs  # optimize imports this module lazily: no cycle
 from .precision import onnxruntime_available
 
 __all__ = ["ATOL", "OnnxRuntimeModule", "cache_dir", "cache_key", "onnxruntime_module"]
@@ -218,7 +217,15 @@ class _Selected(nn.Module):
         self.keys = keys  # a plain setting: part of the cache key
 
     def forward(self, x: torch.Tensor) -> Any:
-        return _select_outputs(self.model(x), self.keys)
+        # optimized._select_outputs does this too; importing it here would make an import cycle (optimize
+        # imports this module), which tests/test_architecture.py forbids.
+        out = self.model(x)
+        if not isinstance(out, dict):
+            return out
+        missing = [key for key in self.keys if key not in out]
+        if missing:
+            raise KeyError(f"outputs={self.keys!r}: the network returns no {', '.join(map(repr, missing))}")
+        return {key: out[key] for key in self.keys}
 
 
 def onnxruntime_module(
