@@ -32,7 +32,7 @@ from ._hub import (
     save_pretrained,
 )
 from ._hub_config import build_config
-from ._input import check_input
+from ._input import check_input, check_outputs
 from ._load import WeightSource, describe_weights, guess_architectures, identify_weights, load, weight_sources
 from ._registry import (
     HUB_FORMAT,
@@ -78,6 +78,7 @@ __all__ = [
     "build_config",
     "check_input",
     "check_model_args",
+    "check_outputs",
     "create_model",
     "describe_weights",
     "download_hub_file",

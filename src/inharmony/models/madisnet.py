@@ -25,13 +25,15 @@ that knows the authors' key names, reads them for ``create_model(pretrained=True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._hub import HubMixin
 from ._ihdrnet import IHDRNet
-from ._input import check_input
+from ._input import check_input, check_outputs
 from ._registry import Bound, PretrainedCfg, register_model
 from .dirl import BidirectionalFeatureIntegration, GlobalContextDecoder, MaskGuidedDualAttention
 from .encoders import ResNetEncoder
@@ -58,7 +60,9 @@ class MadisDIRL(nn.Module):
         pretrained_backbone: ImageNet initialisation of the encoder; see :class:`ResNetEncoder`.
 
     ``forward(x)`` returns ``(mask, attention)``: the mask ``(B,1,H,W)`` and the five MDA spatial
-    gates resized to the input size (bilinear, ``align_corners=True``), finest level first.
+    gates resized to the input size (bilinear, ``align_corners=True``), finest level first;
+    ``forward(x, attention=False)`` returns ``(mask, [])`` without running the finest level's BFI block
+    and MDA, which only that level's gate reads (the same mask, bit for bit).
     """
 
     def __init__(self, decoder_channels: int = 32, pretrained_backbone: bool | str = False) -> None:
@@ -68,13 +72,18 @@ class MadisDIRL(nn.Module):
         self.attention = nn.ModuleList(MaskGuidedDualAttention(decoder_channels) for _ in self.encoder.channels)
         self.decoder = GlobalContextDecoder(decoder_channels)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor, attention: bool = True) -> tuple[torch.Tensor, list[torch.Tensor]]:
         size = x.shape[-2:]
-        attended, maps = [], []
-        for feat, mda in zip(self.fusion(self.encoder(x)), self.attention, strict=True):
+        attended: list[torch.Tensor | None] = []
+        maps = []
+        for feat, mda in zip(self.fusion(self.encoder(x), finest=attention), self.attention, strict=True):
+            if feat is None:
+                attended.append(None)
+                continue
             feat, gate = mda(feat)
             attended.append(feat)
-            maps.append(F.interpolate(gate, size=size, mode="bilinear", align_corners=True))
+            if attention:
+                maps.append(F.interpolate(gate, size=size, mode="bilinear", align_corners=True))
         return torch.sigmoid(self.decoder(attended)), maps
 
 
@@ -123,16 +132,40 @@ class MadisNet(HubMixin, nn.Module):
             self.localizer = UNetLocalizer(pretrained_backbone)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
-        check_input(x, SIZE_MULTIPLE)
-        retouched, _ = self.ihdrnet(x)
-        if self.localizer_name == "dirl":
-            mask, maps = self.localizer(retouched)
-            out = {"mask": mask, "retouched": retouched, "attention": maps}
-        else:
-            out = {"mask": self.localizer(retouched), "retouched": retouched}
+        out = self.forward_outputs(x, self.output_keys)
         if self.training:  # the training loss compares the domains of the composite and of the retouched image
             out["composite"] = x
         return out
+
+    @property
+    def output_keys(self) -> tuple[str, ...]:
+        """The keys of :meth:`forward`'s dict in eval mode, in order."""
+        return ("mask", "retouched", "attention") if self.localizer_name == "dirl" else ("mask", "retouched")
+
+    def forward_outputs(
+        self, x: torch.Tensor, outputs: Sequence[str] = ("mask",)
+    ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """Only the ``outputs`` named (keys of :attr:`output_keys`, in that order).
+
+        Without ``"attention"`` the DIRL localizer skips its finest level's BFI block and MDA (only that
+        level's gate reads them): the same mask, bit for bit, for less work
+        (:func:`~inharmony.inference.optimize` with ``outputs=("mask",)`` calls this).
+
+        Example:
+            >>> model = MadisNet(localizer="unet").eval()
+            >>> list(model.forward_outputs(torch.randn(1, 3, 32, 32), ("mask",)))
+            ['mask']
+        """
+        keys = check_outputs(outputs, self.output_keys)
+        check_input(x, SIZE_MULTIPLE)
+        retouched, _ = self.ihdrnet(x)
+        maps: list[torch.Tensor] = []
+        if self.localizer_name == "dirl":
+            mask, maps = self.localizer(retouched, attention="attention" in keys)
+        else:
+            mask = self.localizer(retouched)
+        every = {"mask": mask, "retouched": retouched, "attention": maps}
+        return {key: every[key] for key in self.output_keys if key in keys}
 
 
 _FAMILY = dict(
