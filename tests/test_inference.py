@@ -251,11 +251,12 @@ def test_inference_benchmark_runs(tmp_path, capsys, rgb):
     assert "Predictor, one 61×45 photo end to end" in out and "mask back to 61×45" in out
     data = json.loads(report.read_text())
     titles = [section["title"] for section in data["sections"]]
-    assert titles[0].startswith("machine ceiling: 3×3 conv 64→64 at 224²")
+    assert titles[0].startswith("machine ceiling: the best 3×3 conv of 64→64 at 224², 256→256 at 56², 512→512 at 28²")
     assert titles[1:3] == ["dirl_resnet18 32² batch 1", "dirl_resnet18 32² batch 2"]
     auto = data["results"]["auto"]
     assert data["env"]["cpu_kind"] == auto["cpu_kind"] and f"CPU kind {auto['cpu_kind']}" in out
     assert data["results"]["conv_ceiling_gflops"]["torch fp32"] > 0 and data["results"]["gflop_per_image"]
+    assert data["sections"][0]["notes"][-1] == "the best of two measurements, at the start and at the end of this run"
     rows = {row["name"]: row for row in data["sections"][2]["contenders"]}
     expected = ["eager fp32", "optimized fp32", "optimized bf16"]
     if auto["backend"] == "torch":  # --no-onnx: an ONNX Runtime choice is named, not timed

@@ -1,10 +1,12 @@
 """How close to the machine's limit a path runs: model FLOPs, the conv ceiling, the CPU's kind and ``auto``'s choice.
 
-The ceiling is one 3×3 convolution, 64 → 64 channels, on a 224² map (batch 1, 3.7 GFLOP): the layer that
-dominates the full-resolution stage of DIRL, RSRNet and MadisNet, timed in the same run as the networks,
-by torch (fp32, and bf16 where the CPU has it natively) and by ONNX Runtime (fp32). A network's effective
-GFLOP/s is its FLOPs per image (counted by ``torch.utils.flop_counter``: 2 per multiply-add) over its time
-per image.
+The ceiling is the best of three 3×3 convolutions of the same work (batch 1, 3.7 GFLOP each): 64 → 64
+channels on a 224² map, 256 → 256 on 56², 512 → 512 on 28², the layers that dominate DIRL, RSRNet and
+MadisNet (wide layers run closer to the machine's peak than the full-resolution one). It is timed in the same
+run as the networks, by torch (fp32, and bf16 where the CPU has it natively) and by ONNX Runtime (fp32), at
+the start and again at the end of a run (:class:`Ceilings`): on a shared machine one measurement can come out
+low, and a ceiling is the best the machine did. A network's effective GFLOP/s is its FLOPs per image (counted
+by ``torch.utils.flop_counter``: 2 per multiply-add) over its time per image.
 
 Example:
     >>> from torch import nn
@@ -16,10 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CONV_GFLOP", "add_throughput", "auto_choice", "conv_ceiling", "model_gflop"]
+__all__ = ["CONVS", "CONV_GFLOP", "Ceilings", "add_throughput", "auto_choice", "conv_ceiling", "model_gflop"]
 
-_CONV = (64, 64, 224)  # in channels, out channels, side
-CONV_GFLOP = 2 * _CONV[0] * _CONV[1] * 9 * _CONV[2] * _CONV[2] / 1e9
+CONVS = ((64, 64, 224), (256, 256, 56), (512, 512, 28))
+"""The ceiling convolutions: in channels, out channels, side (the same FLOPs each)."""
+CONV_GFLOP = 2 * CONVS[0][0] * CONVS[0][1] * 9 * CONVS[0][2] ** 2 / 1e9
+CONVS_TEXT = ", ".join(f"{cin}→{cout} at {side}²" for cin, cout, side in CONVS)
 
 
 def model_gflop(network: Any, size: int, *inputs: Any) -> float:
@@ -42,14 +46,14 @@ def auto_choice(device: str = "cpu") -> dict[str, str]:
     return {"cpu_kind": cpu_kind(), "backend": backend, "precision": precision}
 
 
-def _onnx_conv(weight: Any) -> Any:
-    """An ONNX Runtime session of the one ceiling convolution (built directly: no exporter needed)."""
+def _onnx_conv(weight: Any, side: int) -> Any:
+    """An ONNX Runtime session of one ceiling convolution (built directly: no exporter needed)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from ..inference.export import onnx_session
 
-    cin, cout, side = _CONV
+    cout, cin = weight.shape[:2]
     node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
     graph = helper.make_graph(
         [node],
@@ -71,21 +75,15 @@ def _onnx_conv(weight: Any) -> Any:
 
 
 def conv_ceiling(repeats: int, onnx: bool = True, bf16: bool = True) -> dict[str, float]:
-    """GFLOP/s of the ceiling convolution per path: ``torch fp32``, ``torch bf16``, ``onnxruntime fp32``.
+    """GFLOP/s of the ceiling convolutions per path: ``torch fp32``, ``torch bf16``, ``onnxruntime fp32``.
 
-    Each is the best of ``repeats`` rounds (timed interleaved) of 3 calls: a ceiling is what the machine
-    can do, so the best round, not the median.
+    Each path's figure is its best convolution of :data:`CONVS` (and for torch fp32 the better layout), each
+    the best of ``repeats`` rounds (timed interleaved) of 3 calls: a ceiling is what the machine can do, so
+    the best round, not the median.
     """
     import torch
 
     from ._report import time_interleaved
-
-    cin, cout, side = _CONV
-    conv = torch.nn.Conv2d(cin, cout, 3, padding=1, bias=False).eval()
-    x = torch.randn(1, cin, side, side)
-    conv_cl = torch.nn.Conv2d(cin, cout, 3, padding=1, bias=False).eval().to(memory_format=torch.channels_last)
-    conv_cl.load_state_dict(conv.state_dict())
-    x_cl = x.contiguous(memory_format=torch.channels_last)
 
     def torch_run(module: Any, inp: Any, dtype: Any = None) -> Any:
         def run() -> None:
@@ -95,19 +93,56 @@ def conv_ceiling(repeats: int, onnx: bool = True, bf16: bool = True) -> dict[str
 
         return run
 
-    contenders = {
-        "torch fp32": torch_run(conv_cl, x_cl),
-        "torch fp32 NCHW": torch_run(conv, x),
-    }
-    if bf16:
-        contenders["torch bf16"] = torch_run(conv_cl, x_cl, torch.bfloat16)
-    if onnx:
-        session, array = _onnx_conv(conv.weight.detach()), x.numpy()
-        contenders["onnxruntime fp32"] = lambda: [session.run(None, {"x": array}) for _ in range(3)]
+    contenders: dict[tuple[str, int], Any] = {}
+    for index, (cin, cout, side) in enumerate(CONVS):
+        conv = torch.nn.Conv2d(cin, cout, 3, padding=1, bias=False).eval()
+        x = torch.randn(1, cin, side, side)
+        conv_cl = torch.nn.Conv2d(cin, cout, 3, padding=1, bias=False).eval().to(memory_format=torch.channels_last)
+        conv_cl.load_state_dict(conv.state_dict())
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        contenders["torch fp32", index] = torch_run(conv_cl, x_cl)
+        contenders["torch fp32 NCHW", index] = torch_run(conv, x)
+        if bf16:
+            contenders["torch bf16", index] = torch_run(conv_cl, x_cl, torch.bfloat16)
+        if onnx:
+            session, array = _onnx_conv(conv.weight.detach(), side), x.numpy()
+            contenders["onnxruntime fp32", index] = lambda s=session, a=array: [s.run(None, {"x": a}) for _ in range(3)]
     times = time_interleaved(contenders, max(1, repeats))
-    out = {name: 3 * CONV_GFLOP / min(values) for name, values in times.items()}
-    out["torch fp32"] = max(out.pop("torch fp32"), out.pop("torch fp32 NCHW"))  # the better layout
+    out: dict[str, float] = {}
+    for (name, _), values in times.items():
+        name = "torch fp32" if name == "torch fp32 NCHW" else name  # the better layout
+        out[name] = max(out.get(name, 0.0), 3 * CONV_GFLOP / min(values))
     return out
+
+
+class Ceilings(dict):
+    """The conv ceiling per path (GFLOP/s), and the rows that show their share of it.
+
+    :meth:`remeasure` measures again and keeps each path's best, then updates every tracked row's
+    ``of ceiling``: a bench measures at its start and its end, so one low measurement on a busy machine
+    does not make a row pass 100 %.
+
+    Example:
+        >>> ceilings = Ceilings({"torch fp32": 100.0}, measure=lambda: {"torch fp32": 150.0})
+        >>> row = {}
+        >>> add_throughput(row, "eager fp32", 3.0, 0.025, ceilings)
+        >>> row["of ceiling"], ceilings.remeasure(), row["of ceiling"]
+        ('120%', None, '80%')
+    """
+
+    def __init__(self, rates: dict[str, float], measure: Any = None) -> None:
+        super().__init__(rates)
+        self._measure = measure
+        self.rows: list[tuple[dict[str, Any], str, float, float]] = []
+
+    def remeasure(self) -> None:
+        """Measure again (when a measure was given), keep each path's best, refresh the tracked rows."""
+        if self._measure is None:
+            return
+        for name, rate in self._measure().items():
+            self[name] = max(self.get(name, 0.0), rate)
+        for extra, name, gflop, seconds in self.rows:
+            _share(extra, name, gflop, seconds, self)
 
 
 def ceiling_for(name: str, ceilings: dict[str, float]) -> float | None:
@@ -121,7 +156,16 @@ def ceiling_for(name: str, ceilings: dict[str, float]) -> float | None:
 
 
 def add_throughput(extra: dict[str, Any], name: str, gflop: float, seconds: float, ceilings: dict[str, float]) -> None:
-    """Add ``GFLOP/s`` and ``of ceiling`` (the share of its path's conv ceiling) to a contender's figures."""
+    """Add ``GFLOP/s`` and ``of ceiling`` (the share of its path's conv ceiling) to a contender's figures.
+
+    With :class:`Ceilings`, the row is tracked: :meth:`Ceilings.remeasure` updates its share.
+    """
+    if isinstance(ceilings, Ceilings):
+        ceilings.rows.append((extra, name, gflop, seconds))
+    _share(extra, name, gflop, seconds, ceilings)
+
+
+def _share(extra: dict[str, Any], name: str, gflop: float, seconds: float, ceilings: dict[str, float]) -> None:
     rate = gflop / seconds if seconds > 0 else float("nan")
     extra["GFLOP/s"] = rate
     ceiling = ceiling_for(name, ceilings)

@@ -38,9 +38,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._ceiling import CONV_GFLOP, CONVS_TEXT
 from ._options import PositiveInt, parse_counts, parse_size
 
 NAME = "inference"
+_CEILING_TITLE = "machine ceiling: the best 3×3 conv of " + CONVS_TEXT + f" (batch 1, {CONV_GFLOP:.2f} GFLOP each)"
 HELP = "Fast path (optimized fp32/bf16, compiled) vs eager and ONNX Runtime, per image, with mask diffs."
 SMOKE_ARGS = [
     "--models", "dirl_resnet18", "--size", "32", "--batches", "1,2", "--repeats", "1",
@@ -308,19 +310,41 @@ def run(
         section = report.section("  its parts")
         for key, values in parts.items():
             section.add(key, values)
+    _final_ceiling(report, ceilings)
     return report.finish(json)
 
 
-def _ceiling_section(report: Any, conv_ceiling: Callable[..., dict[str, float]], repeats: int, onnx: bool) -> dict:
-    """Measure the conv ceiling, add its section and results; the GFLOP/s per path."""
+def _ceiling_section(report: Any, conv_ceiling: Callable[..., dict[str, float]], repeats: int, onnx: bool) -> Any:
+    """Measure the conv ceiling and add its section; the :class:`Ceilings` (call :func:`_final_ceiling` at the end)."""
+    from ._ceiling import Ceilings
+
+    ceilings = Ceilings(
+        conv_ceiling(repeats, onnx=onnx, bf16=True), measure=lambda: conv_ceiling(repeats, onnx=onnx, bf16=True)
+    )
+    report.results["conv_ceiling_gflops"] = dict(ceilings)
+    report.section(_CEILING_TITLE, unit="ms")
+    _ceiling_rows(report, ceilings)
+    return ceilings
+
+
+def _ceiling_rows(report: Any, ceilings: dict[str, float]) -> None:
     from ..inference import bf16_is_fast
     from ._ceiling import CONV_GFLOP
 
-    ceilings = conv_ceiling(repeats, onnx=onnx, bf16=True)
-    report.results["conv_ceiling_gflops"] = ceilings
-    section = report.section(f"machine ceiling: 3×3 conv 64→64 at 224², batch 1 ({CONV_GFLOP:.2f} GFLOP)", unit="ms")
+    section = next(section for section in report.sections if section.title == _CEILING_TITLE)
+    section.contenders.clear()
+    section.notes.clear()
     for name, rate in ceilings.items():
         section.add(f"conv {name}", [CONV_GFLOP / rate], **{"GFLOP/s": rate})
     if not bf16_is_fast("cpu"):
         section.notes.append("bf16 is emulated on this CPU (fp32-only kind): its figure is not a ceiling")
-    return ceilings
+
+
+def _final_ceiling(report: Any, ceilings: Any) -> None:
+    """Measure the ceiling again at the end of the run; keep each path's best (rows' shares follow)."""
+    ceilings.remeasure()
+    report.results["conv_ceiling_gflops"] = dict(ceilings)
+    _ceiling_rows(report, ceilings)
+    next(s for s in report.sections if s.title == _CEILING_TITLE).notes.append(
+        "the best of two measurements, at the start and at the end of this run"
+    )
