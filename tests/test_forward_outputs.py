@@ -110,3 +110,15 @@ def test_optimize_with_outputs_runs_only_what_the_mask_needs(monkeypatch):
     calls = _finest_calls(compiled.model)
     assert list(compiled(x)) == ["mask"] and calls == []
     assert seen["target"].network is compiled.model and seen["target"].keys == ("mask",)
+
+
+def test_bench_counts_the_work_each_path_runs():
+    """Effective GFLOP/s of the optimized paths divide the mask's FLOPs, not the whole forward's."""
+    from inharmony.benchmarks._ceiling import model_gflop
+
+    torch.manual_seed(0)
+    dirl = inharmony.create_model("dirl_resnet18", pretrained=False, **NETWORKS["dirl_resnet18"]).eval()
+    full, mask = model_gflop(dirl, 32), model_gflop(dirl, 32, outputs=("mask",))
+    assert 0 < mask < full
+    unet = inharmony.create_model("unet", pretrained=False).eval()  # no forward_outputs: the whole forward
+    assert model_gflop(unet, 32, outputs=("mask",)) == model_gflop(unet, 32)

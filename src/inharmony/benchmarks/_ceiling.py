@@ -26,14 +26,21 @@ CONV_GFLOP = 2 * CONVS[0][0] * CONVS[0][1] * 9 * CONVS[0][2] ** 2 / 1e9
 CONVS_TEXT = ", ".join(f"{cin}→{cout} at {side}²" for cin, cout, side in CONVS)
 
 
-def model_gflop(network: Any, size: int, *inputs: Any) -> float:
-    """GFLOP of one forward pass of ``network`` on one ``size²`` image (or on ``inputs`` when given)."""
+def model_gflop(network: Any, size: int, *inputs: Any, outputs: tuple[str, ...] | None = None) -> float:
+    """GFLOP of one forward pass of ``network`` on one ``size²`` image (or on ``inputs`` when given).
+
+    With ``outputs``, of the work those outputs need (``network.forward_outputs`` where it has one: what the
+    optimized paths run when asked for the mask only; DIRL at 224²: 187 instead of 209 GFLOP).
+    """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     args = inputs or (torch.zeros(1, 3, size, size),)
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        network(*args)
+        if outputs is not None and hasattr(network, "forward_outputs"):
+            network.forward_outputs(*args, outputs)
+        else:
+            network(*args)
     return counter.get_total_flops() / 1e9
 
 
