@@ -143,10 +143,9 @@ def auto_backend(device: str | torch.device = "cpu") -> str:
       over the authors' eager fp32: ONNX Runtime fp32 1.47–1.51×, torch fp32 folded 1.22×; bf16 there is
       emulated (~8× slower than fp32).
     * ``"native bf16"`` (AVX512-BF16) and ``"AMX"`` CPUs: ``"torch"`` with bf16 autocast (ONNX Runtime has
-      no bf16 convolutions on CPU). 2-core AVX512-BF16 EPYC, DIRL 224², 1 thread, interleaved, same weights
-      (2026-12-07, on a busy machine: noisy, times inflated), speed-up over eager fp32 at batch
-      1 / 2: torch bf16 2.40× / 2.85×, ONNX Runtime fp32 1.38× / 1.57×, torch fp32 folded 1.28× / 1.43×
-      (idle, 2 threads, issue 27: torch bf16 2.4×, 4.2× at batch 8).
+      no bf16 convolutions on CPU). 2-core AVX512-BF16 EPYC (Zen 4, no AMX), DIRL 224², 2 threads,
+      interleaved, same weights (``bench inference``, 2026-12-08), speed-up over the authors' eager fp32 at
+      batch 1 / 8: torch bf16 (mask only) 2.43× / 4.31×, ONNX Runtime fp32 1.45× / 2.35×.
     * GPUs and other devices: ``"torch"``.
 
     ``INHARMONY_AUTO_BACKEND=torch`` (or ``onnxruntime``) overrides the choice on CPU: the first ONNX Runtime
